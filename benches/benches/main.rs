@@ -1,1 +1,49 @@
-fn main() {}
+//! The workspace's criterion benchmarks, one module per kernel.
+//!
+//! Every benchmark reports `Throughput::Elements` in floating-point
+//! operations, so criterion's "Gelem/s" reads as GFLOP/s, and is named
+//! `group/form/MxKxN/implementation/tN` (N threads), which is what
+//! `cargo xtask bench` parses into its table.
+
+mod matmul;
+mod sparse;
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// Short warm-up and measurement: the kernels are steady after a few
+/// iterations, and the whole suite must fit in a few minutes on two cores.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1200))
+        .sample_size(20)
+        .configure_from_args()
+}
+
+/// A rayon pool of exactly `n_threads`, so one- and two-thread runs sit
+/// side by side whatever `RAYON_NUM_THREADS` says.
+pub fn pool(n_threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(n_threads).build().expect("rayon pool")
+}
+
+/// Deterministic values in [-0.5, 0.5) from a xorshift generator.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = matmul::bench, sparse::bench
+}
+criterion_main!(benches);

@@ -282,8 +282,13 @@ mod tests {
         let x: Vec<f64> = vec![0.1, 1.0, -2.0, 30.0];
         let right: Vec<f64> = x.iter().map(|x| x.cos()).collect();
         assert!(
-            check_gradients(std::slice::from_ref(&x), &[right.clone()], f, Tolerance::GRADIENT)
-                .is_ok()
+            check_gradients(
+                std::slice::from_ref(&x),
+                std::slice::from_ref(&right),
+                f,
+                Tolerance::GRADIENT
+            )
+            .is_ok()
         );
 
         let mut wrong = right;

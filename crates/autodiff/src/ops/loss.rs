@@ -1,4 +1,5 @@
-//! Masked, weighted multitask classification losses.
+//! Masked, weighted multitask losses: two classification losses and two
+//! regression losses.
 //!
 //! A multitask data set has holes: a molecule measured in some assays and
 //! not in others. Labels therefore come with a mask (1 where measured, 0
@@ -103,6 +104,60 @@ impl<'p, T: Float> Tape<'p, T> {
             SoftmaxBackward { logits, labels, reduction },
         ))
     }
+    /// Squared error `ℓ = (p − y)²` on predictions `p`
+    /// (`batch_size × n_tasks`), masked and weighted like the other losses.
+    ///
+    /// # Errors
+    ///
+    /// Fails unless the predictions and all three label matrices share a
+    /// shape.
+    pub fn mse(
+        &mut self,
+        predictions: Var,
+        labels: Labels<'p, T>,
+        reduction: LossReduction,
+    ) -> Result<Var> {
+        self.regression_loss("mse", predictions, labels, reduction, RegressionLoss::Squared)
+    }
+
+    /// Huber loss with threshold `delta`: `ℓ = r²/2` for `|r| ≤ δ` and
+    /// `δ(|r| − δ/2)` beyond, with `r = p − y`; quadratic near the target and
+    /// linear for outliers.
+    ///
+    /// # Errors
+    ///
+    /// Fails unless the predictions and all three label matrices share a
+    /// shape.
+    pub fn huber(
+        &mut self,
+        predictions: Var,
+        labels: Labels<'p, T>,
+        delta: T,
+        reduction: LossReduction,
+    ) -> Result<Var> {
+        self.regression_loss("huber", predictions, labels, reduction, RegressionLoss::Huber(delta))
+    }
+
+    fn regression_loss(
+        &mut self,
+        op: &'static str,
+        predictions: Var,
+        labels: Labels<'p, T>,
+        reduction: LossReduction,
+        kind: RegressionLoss<T>,
+    ) -> Result<Var> {
+        let shape = self.shape(predictions);
+        check_labels(op, shape, &labels, shape)?;
+        let p = self.value(predictions).as_slice();
+        let y = labels.targets.as_slice();
+        let scale = entry_scale(&labels, reduction);
+        let mut total = T::ZERO;
+        for (idx, &p) in p.iter().enumerate() {
+            total += scale(idx) * kind.value(p - y[idx]);
+        }
+        let backward = RegressionBackward { predictions, labels, reduction, kind };
+        Ok(self.push_op(Matrix::scalar(total), &[predictions], backward))
+    }
 }
 
 #[track_caller]
@@ -196,6 +251,54 @@ impl<'p, T: Float> Backward<'p, T> for SoftmaxBackward<'p, T> {
             dst[2 * idx + 1] = d1;
         }
         ctx.accumulate(self.logits, grad);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum RegressionLoss<T> {
+    Squared,
+    Huber(T),
+}
+
+impl<T: Float> RegressionLoss<T> {
+    fn value(self, residual: T) -> T {
+        let half = T::from_f64(0.5);
+        match self {
+            RegressionLoss::Squared => residual * residual,
+            RegressionLoss::Huber(delta) if residual.abs() <= delta => half * residual * residual,
+            RegressionLoss::Huber(delta) => delta * (residual.abs() - half * delta),
+        }
+    }
+
+    /// `∂ℓ/∂r`: `2r` for squared error; `r`, clipped to `±δ`, for Huber.
+    fn derivative(self, residual: T) -> T {
+        match self {
+            RegressionLoss::Squared => (T::ONE + T::ONE) * residual,
+            RegressionLoss::Huber(delta) => residual.max(-delta).min(delta),
+        }
+    }
+}
+
+struct RegressionBackward<'p, T> {
+    predictions: Var,
+    labels: Labels<'p, T>,
+    reduction: LossReduction,
+    kind: RegressionLoss<T>,
+}
+
+impl<'p, T: Float> Backward<'p, T> for RegressionBackward<'p, T> {
+    /// `∂ℓ/∂p = ℓ'(p − y)`, times `g · mask · weight / D`.
+    fn backward(&self, ctx: &mut BackwardContext<'_, 'p, T>, grad_out: &Matrix<T>) -> Result<()> {
+        let p = ctx.value(self.predictions);
+        let y = self.labels.targets.as_slice();
+        let scale = entry_scale(&self.labels, self.reduction);
+        let g = grad_out.as_slice()[0];
+        let mut grad = Matrix::zeros(p.nrows(), p.ncols());
+        for (idx, (d, &p)) in grad.as_mut_slice().iter_mut().zip(p.as_slice()).enumerate() {
+            *d = g * scale(idx) * self.kind.derivative(p - y[idx]);
+        }
+        ctx.accumulate(self.predictions, grad);
         Ok(())
     }
 }

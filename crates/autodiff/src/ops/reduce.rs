@@ -93,7 +93,7 @@ impl<'p, T: Float> Tape<'p, T> {
             Axis::Cols => row_sums_into(value.as_mut_slice(), Accumulate::Overwrite, input),
         }
         if scale != T::ONE {
-            value.as_mut_slice().iter_mut().for_each(|v| *v = *v * scale);
+            value.as_mut_slice().iter_mut().for_each(|v| *v *= scale);
         }
         self.push_op(value, &[x], ReduceBackward { x, kind: Reduce::Axis(axis), scale })
     }

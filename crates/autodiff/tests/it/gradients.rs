@@ -257,6 +257,33 @@ proptest! {
         }
     }
 
+    // Σ m·w·(p − y)² / D: dp = 2m·w·(p − y)/D.
+    #[test]
+    fn mse(
+        (p, (targets, weights, mask)) in ferrochem_testkit::shape().prop_flat_map(|(m, n)| {
+            (values(m * n).prop_map(move |p| ((m, n), p)), label_set(m, n))
+        })
+    ) {
+        let labels = Labels { targets: &targets, weights: &weights, mask: &mask };
+        check(&[p], |tape, v| tape.mse(v[0], labels, LossReduction::MeanOverLabelled))?;
+    }
+
+    // Huber with δ = 0.7: dp = m·w·clip(p − y, ±δ)/D; residuals kept 0.05
+    // away from the kink at |p − y| = δ.
+    #[test]
+    fn huber(
+        (p, (targets, weights, mask)) in ferrochem_testkit::shape().prop_flat_map(|(m, n)| {
+            (values(m * n).prop_map(move |p| ((m, n), p)), label_set(m, n))
+        })
+    ) {
+        let delta = 0.7;
+        prop_assume!(p.1.iter().zip(targets.as_slice()).all(|(p, y)| ((p - y).abs() - delta).abs() > 0.05));
+        let labels = Labels { targets: &targets, weights: &weights, mask: &mask };
+        for reduction in [LossReduction::MeanOverLabelled, LossReduction::MeanOverAll] {
+            check(std::slice::from_ref(&p), |tape, v| tape.huber(v[0], labels, delta, reduction))?;
+        }
+    }
+
     // The whole training loss of a two-layer network on fingerprints:
     //   h = relu(X·W₁ + b₁) ⊙ mask_dropout,  z = h·W₂ + b₂,
     //   L = BCE(z; y, w, m) + λ₁‖W₁‖₁ + λ₂ Σ W₂²,

@@ -1,0 +1,131 @@
+//! The sparse first layer against the dense product it replaces, at Tox21
+//! density: 1024-bit fingerprints with about 30 bits on, into 1000 hidden
+//! units. Throughput counts the dense product's FLOPs, so the GFLOP/s of the
+//! two implementations compare directly and their ratio is the speed-up.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use ferrochem_kernels::{
+    Accumulate, Form, Matrix, Parallelism, SparseBinary, matmul_into, sparse_matmul_into,
+    sparse_transpose_matmul_into,
+};
+
+use crate::{pool, pseudo_random};
+
+const N_BITS: usize = 1024;
+const N_HIDDEN: usize = 1000;
+const ON_BITS: usize = 30;
+
+/// `batch` fingerprints with `ON_BITS` distinct bits each, from a fixed
+/// seed.
+fn fingerprints(batch: usize) -> SparseBinary {
+    let draws = pseudo_random(batch * ON_BITS * 2, 7);
+    let mut matrix = SparseBinary::with_ncols(N_BITS);
+    for row in draws.chunks(ON_BITS * 2) {
+        let mut bits: Vec<u32> =
+            row.iter().map(|&u| ((u + 0.5) * N_BITS as f32) as u32 % N_BITS as u32).collect();
+        bits.sort_unstable();
+        bits.dedup();
+        bits.truncate(ON_BITS);
+        matrix.push_row(&bits).expect("sorted, deduplicated, in range");
+    }
+    matrix
+}
+
+pub fn bench(c: &mut Criterion) {
+    for batch in [50, 512] {
+        let x = fingerprints(batch);
+        let x_dense = x.to_dense::<f32>();
+        let w = Matrix::from_vec(N_BITS, N_HIDDEN, pseudo_random(N_BITS * N_HIDDEN, 3));
+        let bias = vec![0.1f32; N_HIDDEN];
+        let grad_out = Matrix::from_vec(batch, N_HIDDEN, pseudo_random(batch * N_HIDDEN, 4));
+        let shape = format!("{batch}x{N_BITS}x{N_HIDDEN}");
+
+        let mut forward = c.benchmark_group("sparse/forward");
+        forward.throughput(Throughput::Elements((2 * batch * N_BITS * N_HIDDEN) as u64));
+        let mut out = Matrix::zeros(batch, N_HIDDEN);
+        for n_threads in [1, 2] {
+            let pool = pool(n_threads);
+            forward.bench_function(
+                BenchmarkId::new(format!("{shape}/sparse"), format!("t{n_threads}")),
+                |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            sparse_matmul_into(&mut out, &x, &w, Some(&bias), Parallelism::Auto);
+                            black_box(out.as_slice()[0]);
+                        })
+                    })
+                },
+            );
+            forward.bench_function(
+                BenchmarkId::new(format!("{shape}/dense"), format!("t{n_threads}")),
+                |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            matmul_into(
+                                out.as_mut(),
+                                Accumulate::Overwrite,
+                                x_dense.as_ref(),
+                                w.as_ref(),
+                                Form::Plain,
+                                1.0,
+                                Parallelism::Auto,
+                            );
+                            ferrochem_kernels::elementwise::add_bias_rows(&mut out, &bias);
+                            black_box(out.as_slice()[0]);
+                        })
+                    })
+                },
+            );
+        }
+        forward.finish();
+
+        // Both implementations accumulate, `grad_w += xᵀ · grad_out`, the
+        // way gradients add up in training: the sparse one then skips the
+        // rows of bits that no molecule in the batch has.
+        let mut backward = c.benchmark_group("sparse/weight_grad");
+        backward.throughput(Throughput::Elements((2 * batch * N_BITS * N_HIDDEN) as u64));
+        let mut grad_w = Matrix::zeros(N_BITS, N_HIDDEN);
+        for n_threads in [1, 2] {
+            let pool = pool(n_threads);
+            backward.bench_function(
+                BenchmarkId::new(format!("{shape}/sparse"), format!("t{n_threads}")),
+                |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            sparse_transpose_matmul_into(
+                                &mut grad_w,
+                                Accumulate::Overwrite,
+                                &x,
+                                &grad_out,
+                                Parallelism::Auto,
+                            );
+                            black_box(grad_w.as_slice()[0]);
+                        })
+                    })
+                },
+            );
+            backward.bench_function(
+                BenchmarkId::new(format!("{shape}/dense"), format!("t{n_threads}")),
+                |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            matmul_into(
+                                grad_w.as_mut(),
+                                Accumulate::Overwrite,
+                                x_dense.as_ref(),
+                                grad_out.as_ref(),
+                                Form::LhsTransposed,
+                                1.0,
+                                Parallelism::Auto,
+                            );
+                            black_box(grad_w.as_slice()[0]);
+                        })
+                    })
+                },
+            );
+        }
+        backward.finish();
+    }
+}

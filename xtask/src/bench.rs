@@ -1,0 +1,164 @@
+//! `cargo xtask bench`: run criterion, then summarize its results.
+//!
+//! Criterion leaves `new/benchmark.json` (the benchmark's id and
+//! throughput) and `new/estimates.json` (its timings, in nanoseconds) for
+//! every benchmark under `target/criterion`. Benchmark ids follow
+//! `group/form/shape/implementation/tN`; this module pairs the
+//! implementations of one shape and thread count into a row.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use crate::{cargo, project_root, run_status};
+
+/// One measured benchmark.
+struct Measurement {
+    /// `matmul/nn`, `sparse/forward`, …
+    group: String,
+    /// `50x1024x1000`.
+    shape: String,
+    /// `ours`, `faer`, `loop`, `sparse`, `dense`.
+    implementation: String,
+    /// `t1`, `t2`.
+    threads: String,
+    /// Median time per iteration.
+    nanos: f64,
+    /// FLOPs per iteration.
+    flops: f64,
+}
+
+impl Measurement {
+    fn gflops(&self) -> f64 {
+        self.flops / self.nanos
+    }
+}
+
+pub fn run(args: &[String]) -> Result<ExitCode, String> {
+    let mut command = cargo();
+    command.args(["bench", "--package", "ferrochem-benches", "--bench", "main", "--"]).args(args);
+    let status = run_status(command)?;
+    if status != ExitCode::SUCCESS {
+        return Ok(status);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    let measurements = collect(&target.join("criterion"))?;
+    print!("{}", render(&measurements));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn collect(root: &Path) -> Result<Vec<Measurement>, String> {
+    let mut files = Vec::new();
+    find_benchmark_files(root, &mut files);
+    let mut measurements = Vec::new();
+    for file in files {
+        if let Some(measurement) = read_measurement(&file)? {
+            measurements.push(measurement);
+        }
+    }
+    Ok(measurements)
+}
+
+fn find_benchmark_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            find_benchmark_files(&path, found);
+        } else if path.ends_with("new/benchmark.json") {
+            found.push(path);
+        }
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))?;
+    serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))
+}
+
+/// Reads one benchmark; `None` for ids that are not ours (another layout).
+fn read_measurement(benchmark_file: &Path) -> Result<Option<Measurement>, String> {
+    let benchmark = read_json(benchmark_file)?;
+    let estimates = read_json(&benchmark_file.with_file_name("estimates.json"))?;
+    let Some(full_id) = benchmark["full_id"].as_str() else { return Ok(None) };
+    let parts: Vec<&str> = full_id.split('/').collect();
+    let [kind, form, shape, implementation, threads] = parts[..] else { return Ok(None) };
+    let (Some(nanos), Some(flops)) = (
+        estimates["median"]["point_estimate"].as_f64(),
+        benchmark["throughput"]["Elements"].as_f64(),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Measurement {
+        group: format!("{kind}/{form}"),
+        shape: shape.to_owned(),
+        implementation: implementation.to_owned(),
+        threads: threads.to_owned(),
+        nanos,
+        flops,
+    }))
+}
+
+type RowKey = (String, String, String);
+
+fn render(measurements: &[Measurement]) -> String {
+    let mut rows: BTreeMap<RowKey, BTreeMap<&str, &Measurement>> = BTreeMap::new();
+    for m in measurements {
+        let key = (m.group.clone(), m.shape.clone(), m.threads.clone());
+        rows.entry(key).or_default().insert(&m.implementation, m);
+    }
+
+    let mut out = String::new();
+    out.push_str("\nDense matmul, f32 (GFLOP/s; ratio = ours / faer's own matmul)\n");
+    out.push_str(&format!(
+        "{:<8} {:<18} {:>7} {:>9} {:>9} {:>7} {:>9}\n",
+        "form", "shape (MxKxN)", "threads", "ours", "faer", "ratio", "loop"
+    ));
+    for ((group, shape, threads), by_impl) in &rows {
+        let Some(form) = group.strip_prefix("matmul/") else { continue };
+        let (Some(ours), Some(faer)) = (by_impl.get("ours"), by_impl.get("faer")) else { continue };
+        let naive = by_impl.get("loop").map_or("-".to_owned(), |m| format!("{:.1}", m.gflops()));
+        out.push_str(&format!(
+            "{:<8} {:<18} {:>7} {:>9.1} {:>9.1} {:>6.0}% {:>9}\n",
+            form.to_uppercase(),
+            shape,
+            &threads[1..],
+            ours.gflops(),
+            faer.gflops(),
+            100.0 * ours.gflops() / faer.gflops(),
+            naive
+        ));
+    }
+
+    out.push_str(
+        "\nSparse first layer vs the dense product (time per call; speed-up = dense / sparse)\n",
+    );
+    out.push_str(&format!(
+        "{:<12} {:<18} {:>7} {:>12} {:>12} {:>9}\n",
+        "pass", "shape (BxKxN)", "threads", "sparse", "dense", "speed-up"
+    ));
+    for ((group, shape, threads), by_impl) in &rows {
+        let Some(pass) = group.strip_prefix("sparse/") else { continue };
+        let (Some(sparse), Some(dense)) = (by_impl.get("sparse"), by_impl.get("dense")) else {
+            continue;
+        };
+        out.push_str(&format!(
+            "{:<12} {:<18} {:>7} {:>12} {:>12} {:>8.1}x\n",
+            pass,
+            shape,
+            &threads[1..],
+            format_time(sparse.nanos),
+            format_time(dense.nanos),
+            dense.nanos / sparse.nanos
+        ));
+    }
+    out
+}
+
+fn format_time(nanos: f64) -> String {
+    if nanos >= 1e6 { format!("{:.2} ms", nanos / 1e6) } else { format!("{:.1} µs", nanos / 1e3) }
+}
