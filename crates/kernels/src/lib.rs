@@ -48,6 +48,7 @@ mod matmul;
 mod matrix;
 pub mod optim;
 mod parallel;
+pub mod random;
 pub mod reduce;
 mod sparse;
 

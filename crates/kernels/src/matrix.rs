@@ -197,6 +197,44 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Matrix<T> {
     }
 }
 
+/// The serialized form: shape, then the row-major entries.
+#[derive(serde::Serialize)]
+struct MatrixRepr<'a, T> {
+    nrows: usize,
+    ncols: usize,
+    data: &'a [T],
+}
+
+#[derive(serde::Deserialize)]
+struct OwnedMatrixRepr<T> {
+    nrows: usize,
+    ncols: usize,
+    data: Vec<T>,
+}
+
+impl<T: serde::Serialize> serde::Serialize for Matrix<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        MatrixRepr { nrows: self.nrows, ncols: self.ncols, data: &self.data }.serialize(serializer)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Matrix<T> {
+    /// Refuses data whose length does not match the shape, so a corrupted
+    /// file cannot produce a matrix that breaks the indexing invariant.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = OwnedMatrixRepr::<T>::deserialize(deserializer)?;
+        if repr.nrows.checked_mul(repr.ncols) != Some(repr.data.len()) {
+            return Err(serde::de::Error::custom(format!(
+                "a {}x{} matrix cannot hold {} values",
+                repr.nrows,
+                repr.ncols,
+                repr.data.len()
+            )));
+        }
+        Ok(Matrix { nrows: repr.nrows, ncols: repr.ncols, data: repr.data })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +246,16 @@ mod tests {
         m.as_mut()[(1, 0)] = -1.0;
         assert_eq!(m.row(1), &[-1.0, 3.0]);
         assert_eq!(Matrix::from_view(m.as_ref().transpose()).row(0), &[0.0, -1.0, 4.0]);
+    }
+
+    #[test]
+    fn serde_round_trip_checks_the_length() {
+        let m = Matrix::from_fn(2, 3, |i, j| (i + 10 * j) as f32);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#"{"nrows":2,"ncols":3,"data":[0.0,10.0,20.0,1.0,11.0,21.0]}"#);
+        assert_eq!(serde_json::from_str::<Matrix<f32>>(&json).unwrap(), m);
+        let err = serde_json::from_str::<Matrix<f32>>(r#"{"nrows":2,"ncols":3,"data":[1.0]}"#);
+        assert!(err.unwrap_err().to_string().contains("a 2x3 matrix cannot hold 1 values"));
     }
 
     #[test]

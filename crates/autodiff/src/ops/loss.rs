@@ -26,7 +26,8 @@ pub struct Labels<'a, T> {
 }
 
 /// What the summed loss of a batch is divided by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LossReduction {
     /// Divide by the number of measured entries, `Σ mask`, so missing
     /// labels count in neither the numerator nor the denominator and the
