@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a weight matrix of shape `in_dim × out_dim` is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum Init {
     /// Normal with mean 0 and standard deviation `std`; DeepChem's hidden
     /// layers use `std = 0.02`.

@@ -26,7 +26,7 @@ pub enum Activation {
 
 /// What the output layer predicts and which loss trains it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum Head {
     /// One logit per task, trained with binary cross-entropy; predictions
     /// are `σ(logit)`.

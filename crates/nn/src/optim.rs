@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which optimizer, with its hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum OptimizerConfig {
     /// Stochastic gradient descent with (optionally Nesterov) momentum.
     Sgd {

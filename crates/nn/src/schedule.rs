@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// How the learning rate changes with the step count after warm-up.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum Schedule {
     /// The base rate throughout.
     Constant,

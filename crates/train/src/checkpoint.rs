@@ -1,0 +1,291 @@
+//! Checkpoint and model files: a small container around a bincode payload,
+//! written atomically.
+//!
+//! Layout, all integers little-endian:
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 8 | magic: `FCHECKPT` for checkpoints, `FCMODEL\0` for models |
+//! | 4 | format version (currently 1) |
+//! | 8 | payload length |
+//! | 4 | CRC-32 of the payload |
+//! | … | payload: the value, bincode-encoded through serde |
+//!
+//! A file is written to a temporary name beside its destination, flushed to
+//! disk, then renamed over it, so a crash leaves either the old file or the
+//! new one, never half of one. Reading checks every field before decoding,
+//! so a truncated or corrupted file is refused with an error that names it.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The kind of file, told apart by its magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A training checkpoint: everything needed to resume.
+    Checkpoint,
+    /// A trained model: configuration and weights only.
+    Model,
+}
+
+impl FileKind {
+    fn magic(self) -> &'static [u8; 8] {
+        match self {
+            FileKind::Checkpoint => b"FCHECKPT",
+            FileKind::Model => b"FCMODEL\0",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            FileKind::Checkpoint => "checkpoint",
+            FileKind::Model => "model",
+        }
+    }
+}
+
+/// The container format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+
+/// Why a checkpoint or model file could not be written or read.
+#[derive(Debug)]
+pub struct FileError {
+    path: PathBuf,
+    kind: FileErrorKind,
+}
+
+/// The ways reading or writing a file can fail.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FileErrorKind {
+    /// The operating system refused.
+    Io(std::io::Error),
+    /// The file does not start with the expected magic bytes.
+    NotThisKind {
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// The file was written by a format version this build cannot read.
+    UnsupportedVersion(u32),
+    /// The file is shorter than its header says.
+    Truncated {
+        /// Bytes the header promises.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// The payload does not match its checksum.
+    Corrupted,
+    /// The payload passed its checksum but does not decode.
+    Decode(String),
+}
+
+impl FileError {
+    /// The file concerned.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &FileErrorKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        match &self.kind {
+            FileErrorKind::Io(err) => write!(f, "{path}: {err}"),
+            FileErrorKind::NotThisKind { expected } => {
+                write!(f, "{path}: not a ferrochem {expected} file")
+            }
+            FileErrorKind::UnsupportedVersion(version) => write!(
+                f,
+                "{path}: written in format version {version}; this build reads version {FORMAT_VERSION}"
+            ),
+            FileErrorKind::Truncated { expected, found } => write!(
+                f,
+                "{path}: truncated: the header promises {expected} bytes, the file has {found}"
+            ),
+            FileErrorKind::Corrupted => {
+                write!(f, "{path}: corrupted: the contents do not match their checksum")
+            }
+            FileErrorKind::Decode(err) => write!(f, "{path}: cannot decode the contents: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for FileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            FileErrorKind::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+/// Encodes `value` into the container format.
+pub fn encode<T: Serialize>(kind: FileKind, value: &T) -> Vec<u8> {
+    let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .expect("serde values of this crate always encode");
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    bytes.extend_from_slice(kind.magic());
+    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// Decodes a value from the container format; `path` only names the file
+/// in errors.
+///
+/// # Errors
+///
+/// Fails if the magic, version, length or checksum is wrong, or the payload
+/// does not decode as `T`.
+pub fn decode<T: DeserializeOwned>(
+    kind: FileKind,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<T, FileError> {
+    let error = |kind| FileError { path: path.to_path_buf(), kind };
+    if bytes.len() < 8 || &bytes[..8] != kind.magic() {
+        return Err(error(FileErrorKind::NotThisKind { expected: kind.name() }));
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(error(FileErrorKind::Truncated {
+            expected: HEADER_LEN as u64,
+            found: bytes.len() as u64,
+        }));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(error(FileErrorKind::UnsupportedVersion(version)));
+    }
+    let payload_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let checksum = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    let payload = &bytes[HEADER_LEN..];
+    if payload.len() as u64 != payload_len {
+        let expected = HEADER_LEN as u64 + payload_len;
+        return Err(error(FileErrorKind::Truncated { expected, found: bytes.len() as u64 }));
+    }
+    if crc32fast::hash(payload) != checksum {
+        return Err(error(FileErrorKind::Corrupted));
+    }
+    let (value, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
+        .map_err(|err| error(FileErrorKind::Decode(err.to_string())))?;
+    if used != payload.len() {
+        return Err(error(FileErrorKind::Decode(format!(
+            "{} trailing bytes",
+            payload.len() - used
+        ))));
+    }
+    Ok(value)
+}
+
+/// Writes `value` to `path` atomically.
+///
+/// # Errors
+///
+/// Fails if the temporary file cannot be written, flushed or renamed.
+pub fn save<T: Serialize>(kind: FileKind, value: &T, path: &Path) -> Result<(), FileError> {
+    write_atomically(path, &encode(kind, value))
+        .map_err(|err| FileError { path: path.to_path_buf(), kind: FileErrorKind::Io(err) })
+}
+
+/// Reads a value written by [`save`].
+///
+/// # Errors
+///
+/// Fails if the file cannot be read or [`decode`] refuses it.
+pub fn load<T: DeserializeOwned>(kind: FileKind, path: &Path) -> Result<T, FileError> {
+    let bytes = std::fs::read(path)
+        .map_err(|err| FileError { path: path.to_path_buf(), kind: FileErrorKind::Io(err) })?;
+    decode(kind, &bytes, path)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it to disk,
+/// and renames it over `path`; on failure the temporary file is removed and
+/// `path` is untouched.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        // Flushing the folder makes the rename itself durable; not every
+        // platform lets a folder be opened, so failure here is ignored.
+        if let Ok(dir) = File::open(&dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_every_kind_of_damage() {
+        let dir = std::env::temp_dir().join(format!("ferrochem-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.bin");
+        let value = (7u64, vec![1.5f32, -2.0], String::from("adam"));
+        save(FileKind::Checkpoint, &value, &path).unwrap();
+        assert_eq!(load::<(u64, Vec<f32>, String)>(FileKind::Checkpoint, &path).unwrap(), value);
+
+        let bytes = std::fs::read(&path).unwrap();
+        let check = |bytes: &[u8]| {
+            decode::<(u64, Vec<f32>, String)>(FileKind::Checkpoint, bytes, &path)
+                .unwrap_err()
+                .to_string()
+        };
+        let message = format!(
+            "state.bin: truncated: the header promises {} bytes, the file has {}",
+            bytes.len(),
+            bytes.len() - 3
+        );
+        assert!(
+            check(&bytes[..bytes.len() - 3]).ends_with(&message),
+            "{}",
+            check(&bytes[..bytes.len() - 3])
+        );
+        assert!(check(&bytes[..10]).contains("truncated"));
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(check(&flipped).contains("corrupted"));
+        let mut version = bytes.clone();
+        version[8] = 9;
+        assert!(check(&version).contains("format version 9"));
+        assert!(check(b"hello").contains("not a ferrochem checkpoint file"));
+        assert!(
+            decode::<u8>(FileKind::Model, &bytes, &path)
+                .unwrap_err()
+                .to_string()
+                .contains("not a ferrochem model file")
+        );
+        let missing = load::<u8>(FileKind::Model, &dir.join("absent.bin")).unwrap_err();
+        assert!(matches!(missing.kind(), FileErrorKind::Io(_)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
