@@ -7,6 +7,7 @@
 
 mod matmul;
 mod sparse;
+mod train_step;
 
 use std::time::Duration;
 
@@ -41,9 +42,27 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// ECFP4 bits of 512 real Tox21 molecules (about 30 of 1024 bits on each,
+/// with the skew of real chemistry: common bits recur across a batch).
+const TOX21_FINGERPRINTS: &str = include_str!("../data/tox21_ecfp4_512.txt");
+
+/// The first `batch` molecules of [`TOX21_FINGERPRINTS`] as a sparse
+/// batch.
+pub fn tox21_fingerprints(batch: usize) -> ferrochem_kernels::SparseBinary {
+    let rows =
+        TOX21_FINGERPRINTS.lines().filter(|line| !line.starts_with('#')).take(batch).map(|line| {
+            line.split_whitespace()
+                .map(|bit| bit.parse::<u32>().expect("bit indices"))
+                .collect::<Vec<_>>()
+        });
+    let x = ferrochem_kernels::SparseBinary::from_rows(1024, rows).expect("sorted bits below 1024");
+    assert_eq!(x.nrows(), batch, "the sample holds 512 molecules");
+    x
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = matmul::bench, sparse::bench
+    targets = matmul::bench, sparse::bench, train_step::bench
 }
 criterion_main!(benches);

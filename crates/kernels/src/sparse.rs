@@ -14,7 +14,6 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::check::same_len;
-use crate::elementwise::add_assign_kernel;
 use crate::parallel::Resolved;
 use crate::{Accumulate, Float, Matrix, Parallelism};
 
@@ -284,11 +283,8 @@ pub fn sparse_matmul_into<T: Float>(
     }
 
     let fill_row = |(row_idx, dst_row): (usize, &mut [T])| {
-        match bias {
-            Some(bias) => dst_row.copy_from_slice(bias),
-            None => dst_row.fill(T::ZERO),
-        }
-        gather_add(dst_row, lhs.row(row_idx), |k| rhs.row(k as usize));
+        let weight_rows = lhs.row(row_idx).iter().map(|&k| rhs.row(k as usize));
+        gather(dst_row, Start::Overwrite, bias.into_iter().chain(weight_rows));
     };
     let rows = dst.as_mut_slice().chunks_exact_mut(ncols);
     match parallelism.resolve(lhs.nnz() * ncols, PARALLEL_MIN_WORK) {
@@ -337,12 +333,15 @@ pub fn sparse_transpose_matmul_into<T: Float>(
 
     let lhs_t = lhs.transpose();
     let fill_row = |(k, dst_row): (usize, &mut [T])| {
-        match accumulate {
-            Accumulate::Overwrite => dst_row.fill(T::ZERO),
-            Accumulate::Add { beta } if beta == T::ONE => {}
-            Accumulate::Add { beta } => dst_row.iter_mut().for_each(|d| *d = beta * *d),
-        }
-        gather_add(dst_row, lhs_t.row(k), |row_idx| rhs.row(row_idx as usize));
+        let start = match accumulate {
+            Accumulate::Overwrite => Start::Overwrite,
+            Accumulate::Add { beta } if beta == T::ONE => Start::Keep,
+            Accumulate::Add { beta } => {
+                dst_row.iter_mut().for_each(|d| *d = beta * *d);
+                Start::Keep
+            }
+        };
+        gather(dst_row, start, lhs_t.row(k).iter().map(|&row_idx| rhs.row(row_idx as usize)));
     };
     match parallelism.resolve(lhs.nnz() * ncols, PARALLEL_MIN_WORK) {
         Resolved::Sequential => {
@@ -357,28 +356,65 @@ pub fn sparse_transpose_matmul_into<T: Float>(
     }
 }
 
-/// `dst += Σ source(i)` over `indices`, added in index order.
+/// Whether a gather adds to what `dst` holds or replaces it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// `dst = Σ sources`; the old contents are never read.
+    Overwrite,
+    /// `dst = dst + Σ sources`.
+    Keep,
+}
+
+/// `dst = [dst +] Σ sources`, added in order: `((dst + s₀) + s₁) + …`.
 ///
-/// Four sources go through `dst` in one pass, so `dst` is loaded and stored
-/// once per four rows instead of once per row and more loads are in flight;
-/// the additions keep their order, `((dst + a) + b) + …`, so the result is
-/// the same as one row at a time.
-fn gather_add<'a, T: Float>(dst: &mut [T], indices: &[u32], source: impl Fn(u32) -> &'a [T]) {
-    let mut quads = indices.chunks_exact(4);
-    for quad in quads.by_ref() {
-        add4_assign_kernel(dst, source(quad[0]), source(quad[1]), source(quad[2]), source(quad[3]));
+/// Up to four sources go through `dst` in one pass, so a row is loaded and
+/// stored once per four sources rather than once per source, and the first
+/// pass of an overwrite does not read `dst` at all. The order of the
+/// additions is the same as adding one source at a time.
+fn gather<'a, T: Float>(dst: &mut [T], start: Start, sources: impl Iterator<Item = &'a [T]>) {
+    let mut keep = start == Start::Keep;
+    let mut pending: [&[T]; 4] = [&[]; 4];
+    let mut n_pending = 0;
+    for source in sources {
+        pending[n_pending] = source;
+        n_pending += 1;
+        if n_pending == 4 {
+            sum_pass(dst, &pending, keep);
+            keep = true;
+            n_pending = 0;
+        }
     }
-    for &idx in quads.remainder() {
-        add_assign_kernel(dst, source(idx));
+    if n_pending > 0 {
+        sum_pass(dst, &pending[..n_pending], keep);
+    } else if !keep {
+        dst.fill(T::ZERO);
+    }
+}
+
+fn sum_pass<T: Float>(dst: &mut [T], sources: &[&[T]], keep: bool) {
+    match (sources, keep) {
+        ([a], true) => sum_kernel::<T, 1, true>(dst, [a]),
+        ([a], false) => sum_kernel::<T, 1, false>(dst, [a]),
+        ([a, b], true) => sum_kernel::<T, 2, true>(dst, [a, b]),
+        ([a, b], false) => sum_kernel::<T, 2, false>(dst, [a, b]),
+        ([a, b, c], true) => sum_kernel::<T, 3, true>(dst, [a, b, c]),
+        ([a, b, c], false) => sum_kernel::<T, 3, false>(dst, [a, b, c]),
+        ([a, b, c, d], true) => sum_kernel::<T, 4, true>(dst, [a, b, c, d]),
+        ([a, b, c, d], false) => sum_kernel::<T, 4, false>(dst, [a, b, c, d]),
+        _ => unreachable!("sum_pass takes one to four sources"),
     }
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
-fn add4_assign_kernel<T: Float>(dst: &mut [T], a: &[T], b: &[T], c: &[T], d: &[T]) {
+fn sum_kernel<T: Float, const N: usize, const KEEP: bool>(dst: &mut [T], sources: [&[T]; N]) {
     let n = dst.len();
-    let (a, b, c, d) = (&a[..n], &b[..n], &c[..n], &d[..n]);
+    let sources = sources.map(|source| &source[..n]);
     for i in 0..n {
-        dst[i] = (((dst[i] + a[i]) + b[i]) + c[i]) + d[i];
+        let mut acc = if KEEP { dst[i] + sources[0][i] } else { sources[0][i] };
+        for source in &sources[1..] {
+            acc += source[i];
+        }
+        dst[i] = acc;
     }
 }
 
