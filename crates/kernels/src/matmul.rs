@@ -41,11 +41,12 @@ impl<T: Float> Accumulate<T> {
 }
 
 /// Below this many multiply-adds a product runs faster on one thread than
-/// on two; `Parallelism::Auto` resolves against it. Measured with
-/// `cargo xtask bench` on the two-core machines the project runs on: at
-/// (50, 1000, 12), 0.6 M multiply-adds, two threads are three times slower
-/// than one, while at (50, 1024, 1000), 51 M, they are 1.7 times faster.
-const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 22;
+/// on two; `Parallelism::Auto` resolves against it. Measured with faer on
+/// the two-core machines the project runs on (time on two threads over
+/// time on one): 2.9 at 0.6 M multiply-adds (50 × 1000 × 12), 1.2 to 3.6
+/// between 1.2 M and 4.8 M depending on the shape, 0.79 at 9.6 M and 0.69
+/// at 51 M (50 × 1024 × 1000). The crossover lies between 5 M and 8 M.
+const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 23;
 
 /// Computes `dst = beta · dst + alpha · op(lhs) · op(rhs)`, with `op` given
 /// by `form` and `beta` by `accumulate`.

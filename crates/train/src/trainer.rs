@@ -268,7 +268,13 @@ impl TrainingState {
 
     /// The learning rate of the next step.
     fn learning_rate(&self) -> f64 {
-        self.config.learning_rate.at(self.global_step) * 0.5f64.powi(self.halvings as i32)
+        self.learning_rate_at(self.global_step)
+    }
+
+    /// The learning rate of the step after `steps_taken` steps, halvings
+    /// included.
+    fn learning_rate_at(&self, steps_taken: u64) -> f64 {
+        self.config.learning_rate.at(steps_taken) * 0.5f64.powi(self.halvings as i32)
     }
 }
 
@@ -556,7 +562,8 @@ fn finish_epoch(
 ) -> EpochRecord {
     let config = state.config.clone();
     let scores = valid.map(|data| {
-        let predictions = predict_dataset(&state.model, data, EVAL_BATCH);
+        let predictions = predict_dataset(&state.model, data, EVAL_BATCH)
+            .expect("run() checked that the validation data fits the model");
         let (targets, mask) = labels_of(data);
         score(&predictions, &targets, &mask, config.task_kind, config.prc_area)
     });
@@ -579,8 +586,7 @@ fn finish_epoch(
         train_loss: state.epoch_loss_sum / state.epoch_batches.max(1) as f64,
         train_seconds: state.epoch_train_seconds,
         seconds: started.elapsed().as_secs_f64(),
-        learning_rate: state.config.learning_rate.at(state.global_step.saturating_sub(1))
-            * 0.5f64.powi(state.halvings as i32),
+        learning_rate: state.learning_rate_at(state.global_step.saturating_sub(1)),
         valid: scores,
     };
     match value {
@@ -627,23 +633,27 @@ fn finish_epoch(
 /// Rows per batch when predicting; only memory depends on it.
 const EVAL_BATCH: usize = 1024;
 
-/// Predictions for every row of `data`, in row order.
+/// Predictions for every row of `data`, in row order, computed
+/// `batch_size` rows at a time.
+///
+/// # Errors
+///
+/// [`TrainError::DataMismatch`] if the data does not fit the model.
 pub fn predict_dataset(
     model: &Multitask<f32>,
     data: &dyn Dataset,
     batch_size: usize,
-) -> Matrix<f32> {
+) -> Result<Matrix<f32>, TrainError> {
+    check_fits(model, data)?;
     let n_tasks = model.config().n_tasks;
     let mut values = Vec::with_capacity(data.n_rows() * n_tasks);
     let rows: Vec<usize> = (0..data.n_rows()).collect();
     for chunk in rows.chunks(batch_size.max(1)) {
         let batch = data.batch(chunk);
-        let predictions = model
-            .predict(model_input(&batch.features))
-            .expect("the data was checked to fit the model");
+        let predictions = model.predict(model_input(&batch.features))?;
         values.extend_from_slice(predictions.as_slice());
     }
-    Matrix::from_vec(data.n_rows(), n_tasks, values)
+    Ok(Matrix::from_vec(data.n_rows(), n_tasks, values))
 }
 
 /// Targets and mask of every row of `data`.

@@ -43,7 +43,7 @@ fn learns_the_teacher_above_a_stated_auc_floor() -> Result<(), TrainError> {
     let mut state = TrainingState::new(small_model(0), quick_config(15));
     run(&mut state, &train, Some(&valid))?;
 
-    let predictions = predict_dataset(state.model(), &test, 256);
+    let predictions = predict_dataset(state.model(), &test, 256)?;
     let (targets, mask) = labels_of(&test);
     let auc =
         score(&predictions, &targets, &mask, TaskKind::Classification, PrcArea::AveragePrecision)
@@ -102,7 +102,7 @@ fn early_stopping_restores_the_best_epoch() -> Result<(), TrainError> {
         assert!(record.valid.as_ref().unwrap().mean(Metric::RocAuc).unwrap() <= best_auc);
     }
     // The final weights are the best epoch's: they reproduce its score.
-    let predictions = predict_dataset(state.model(), &valid, 1024);
+    let predictions = predict_dataset(state.model(), &valid, 1024)?;
     let (targets, mask) = labels_of(&valid);
     let again =
         score(&predictions, &targets, &mask, TaskKind::Classification, PrcArea::AveragePrecision);
