@@ -1,23 +1,32 @@
-//! Molecular data sets: the batch type and trait the training loop
-//! consumes, and (to come) CSV reading, featurization, splits and weights.
+//! Molecular data sets: labelled CSV tables, splits, class-balancing
+//! weights and target scaling, and the batch type and trait the training
+//! loop consumes.
 //!
 //! # Status
 //!
-//! Batches are in place: [`Batch`], the [`Dataset`] trait, the in-memory
-//! [`InMemoryDataset`] and the seeded [`EpochPlan`]. Still to come: CSV and
-//! gzipped CSV reading with errors that name the file, line and column;
-//! missing labels as masks; parallel featurization through `ferrochem-chem`
-//! with a cache keyed by file contents and featurizer settings; random,
-//! index, scaffold and stratified splitters, k-fold cross-validation and
-//! split files; and DeepChem's balancing weights.
+//! In place: [`read_table`] for plain and gzipped CSV from a file or
+//! standard input, with missing labels as masks, identifier columns and
+//! skipped rows recorded by line; random, index and stratified splitters,
+//! k-fold cross-validation and split files ([`split`]); DeepChem's
+//! balancing weights and per-task target scaling ([`weights`]); batches
+//! ([`Batch`], [`Dataset`], [`InMemoryDataset`], [`EpochPlan`]). Still to
+//! come, with the SMILES featurizer of `ferrochem-chem`: parallel
+//! featurization, its cache keyed by file contents and settings, and the
+//! scaffold splitter.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod batch;
+mod error;
+pub mod split;
+mod table;
+pub mod weights;
 
 pub use batch::{
     Batch, Dataset, EpochPlan, Features, InMemoryDataset, LastBatch, select_matrix_rows,
 };
+pub use error::{DataError, DataErrorKind};
 pub use ferrochem_chem as chem;
 pub use ferrochem_kernels::{Matrix, SparseBinary};
+pub use table::{Identifier, Input, Skipped, Table, TableOptions, read_input_bytes, read_table};

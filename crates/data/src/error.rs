@@ -1,0 +1,101 @@
+//! The error type of the data layer.
+
+use std::fmt;
+
+/// A problem with an input file: which file, which line if one, and what.
+#[derive(Debug)]
+pub struct DataError {
+    source_name: String,
+    line: Option<u64>,
+    kind: DataErrorKind,
+}
+
+/// The ways reading data can fail.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DataErrorKind {
+    /// The file could not be opened or read.
+    Io(std::io::Error),
+    /// The CSV layer refused the file.
+    Csv(csv::Error),
+    /// A column the caller named is not in the header.
+    MissingColumn {
+        /// The column asked for.
+        name: String,
+        /// The columns the header has.
+        available: Vec<String>,
+    },
+    /// No row could be used.
+    NoUsableRows {
+        /// How many rows were skipped, and why the first one was.
+        n_skipped: usize,
+        /// The first problem found, if any row was there at all.
+        first_problem: Option<String>,
+    },
+    /// No column could serve as a task.
+    NoTasks,
+    /// A split file line is malformed.
+    SplitFile(String),
+    /// Split fractions that do not describe a split.
+    BadFractions(String),
+}
+
+impl DataError {
+    pub(crate) fn new(source_name: &str, line: Option<u64>, kind: DataErrorKind) -> Self {
+        DataError { source_name: source_name.to_owned(), line, kind }
+    }
+
+    /// The file (or `<stdin>`) concerned.
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+
+    /// The 1-based line, when the problem is on one.
+    pub fn line(&self) -> Option<u64> {
+        self.line
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &DataErrorKind {
+        &self.kind
+    }
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: ", self.source_name)?,
+            None if self.source_name.is_empty() => {}
+            None => write!(f, "{}: ", self.source_name)?,
+        }
+        match &self.kind {
+            DataErrorKind::Io(err) => write!(f, "{err}"),
+            DataErrorKind::Csv(err) => write!(f, "{err}"),
+            DataErrorKind::MissingColumn { name, available } => {
+                write!(f, "no column named '{name}'; the header has: {}", available.join(", "))
+            }
+            DataErrorKind::NoUsableRows { n_skipped, first_problem } => match first_problem {
+                Some(problem) => write!(
+                    f,
+                    "no usable rows: all {n_skipped} were skipped; the first because {problem}"
+                ),
+                None => write!(f, "no usable rows: the file has a header but no data"),
+            },
+            DataErrorKind::NoTasks => {
+                write!(f, "no label columns: every column besides the SMILES holds no numbers")
+            }
+            DataErrorKind::SplitFile(problem) => write!(f, "{problem}"),
+            DataErrorKind::BadFractions(problem) => write!(f, "{problem}"),
+        }
+    }
+}
+
+impl std::error::Error for DataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            DataErrorKind::Io(err) => Some(err),
+            DataErrorKind::Csv(err) => Some(err),
+            _ => None,
+        }
+    }
+}

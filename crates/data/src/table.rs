@@ -1,0 +1,369 @@
+//! Reading a labelled CSV of molecules: a SMILES column, label columns,
+//! and any identifier columns, from a file (plain or gzipped) or standard
+//! input.
+
+use std::io::Read;
+use std::path::Path;
+
+use ferrochem_kernels::Matrix;
+
+use crate::error::{DataError, DataErrorKind};
+
+/// Where a table comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// A file; gzip is recognized by its magic bytes, whatever the name.
+    Path(&'a Path),
+    /// Standard input (`-` on the command line).
+    Stdin,
+}
+
+impl Input<'_> {
+    /// How the input is named in messages.
+    pub fn display_name(&self) -> String {
+        match self {
+            Input::Path(path) => path.display().to_string(),
+            Input::Stdin => "<stdin>".to_owned(),
+        }
+    }
+}
+
+/// Which columns to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableOptions {
+    /// The column holding SMILES (default `smiles`).
+    pub smiles_column: String,
+    /// The label columns, in order; `None` takes every column but the
+    /// SMILES one that holds at least one number.
+    pub tasks: Option<Vec<String>>,
+    /// A column of per-row weights, applied to every task of the row.
+    pub weights_column: Option<String>,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions { smiles_column: "smiles".to_owned(), tasks: None, weights_column: None }
+    }
+}
+
+/// A row that was left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// 1-based line in the file.
+    pub line: u64,
+    /// 0-based data row (the header excluded).
+    pub row: usize,
+    /// What was wrong, in words.
+    pub problem: String,
+}
+
+/// A column carried along without being a task, such as a compound id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identifier {
+    /// The header name.
+    pub name: String,
+    /// One value per kept row.
+    pub values: Vec<String>,
+}
+
+/// The usable rows of a labelled CSV.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// The input's name, for messages.
+    pub source_name: String,
+    /// SMILES of each kept row, surrounding blanks removed.
+    pub smiles: Vec<String>,
+    /// 0-based data row of each kept row in the file.
+    pub data_rows: Vec<usize>,
+    /// 1-based line of each kept row in the file.
+    pub lines: Vec<u64>,
+    /// Label column names, in task order.
+    pub task_names: Vec<String>,
+    /// `n_rows × n_tasks` labels; 0 where missing.
+    pub targets: Matrix<f32>,
+    /// `n_rows × n_tasks`: 1 where a label is present, 0 where the cell was
+    /// empty.
+    pub mask: Matrix<f32>,
+    /// Per-row weights from the weights column, if one was named.
+    pub row_weights: Option<Vec<f32>>,
+    /// Columns that hold no numbers at all, carried along.
+    pub identifiers: Vec<Identifier>,
+    /// Rows left out, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+impl Table {
+    /// Number of kept rows.
+    pub fn n_rows(&self) -> usize {
+        self.smiles.len()
+    }
+
+    /// Number of tasks.
+    pub fn n_tasks(&self) -> usize {
+        self.task_names.len()
+    }
+
+    /// Keeps only the rows at `positions` (indices into the kept rows), in
+    /// that order.
+    pub fn select(&self, positions: &[usize]) -> Table {
+        let pick = |values: &Vec<String>| positions.iter().map(|&p| values[p].clone()).collect();
+        Table {
+            source_name: self.source_name.clone(),
+            smiles: pick(&self.smiles),
+            data_rows: positions.iter().map(|&p| self.data_rows[p]).collect(),
+            lines: positions.iter().map(|&p| self.lines[p]).collect(),
+            task_names: self.task_names.clone(),
+            targets: crate::select_matrix_rows(&self.targets, positions),
+            mask: crate::select_matrix_rows(&self.mask, positions),
+            row_weights: self
+                .row_weights
+                .as_ref()
+                .map(|w| positions.iter().map(|&p| w[p]).collect()),
+            identifiers: self
+                .identifiers
+                .iter()
+                .map(|id| Identifier { name: id.name.clone(), values: pick(&id.values) })
+                .collect(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
+/// Reads the whole input, gunzipping it when it starts with gzip's magic
+/// bytes, dropping a UTF-8 byte-order mark and turning CRLF line ends into
+/// LF.
+///
+/// # Errors
+///
+/// Fails, naming the input, if it cannot be read or decompressed.
+pub fn read_input_bytes(input: &Input<'_>) -> Result<Vec<u8>, DataError> {
+    let name = input.display_name();
+    let io_error = |err| DataError::new(&name, None, DataErrorKind::Io(err));
+    let mut raw = Vec::new();
+    match input {
+        Input::Path(path) => {
+            std::fs::File::open(path)
+                .and_then(|mut file| file.read_to_end(&mut raw))
+                .map_err(io_error)?;
+        }
+        Input::Stdin => {
+            std::io::stdin().lock().read_to_end(&mut raw).map_err(io_error)?;
+        }
+    }
+    let mut bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut decoded = Vec::new();
+        flate2::read::MultiGzDecoder::new(raw.as_slice())
+            .read_to_end(&mut decoded)
+            .map_err(io_error)?;
+        decoded
+    } else {
+        raw
+    };
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    // The CSV reader takes either line ending, but with CRLF it reports a
+    // record's line before the previous line's LF is consumed, one short;
+    // plain LF keeps reported lines right.
+    if bytes.contains(&b'\r') {
+        bytes = crlf_to_lf(&bytes);
+    }
+    Ok(bytes)
+}
+
+fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (idx, &byte) in bytes.iter().enumerate() {
+        if !(byte == b'\r' && bytes.get(idx + 1) == Some(&b'\n')) {
+            out.push(byte);
+        }
+    }
+    out
+}
+
+/// Reads a labelled table.
+///
+/// Empty label cells are missing labels (mask 0). A row whose SMILES cell
+/// is empty, whose length differs from the header's, or whose label or
+/// weight cell is not a finite number is skipped and recorded in
+/// [`Table::skipped`] with its line; the caller decides how to warn.
+///
+/// # Errors
+///
+/// Fails, naming the input, if it cannot be read or parsed as CSV, a named
+/// column is missing, no column can serve as a task, or no row is usable.
+pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, DataError> {
+    let name = input.display_name();
+    let bytes = read_input_bytes(input)?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|err| DataError::new(&name, Some(1), DataErrorKind::Csv(err)))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    let column = |wanted: &str| {
+        header.iter().position(|h| h == wanted).ok_or_else(|| {
+            DataError::new(
+                &name,
+                Some(1),
+                DataErrorKind::MissingColumn { name: wanted.to_owned(), available: header.clone() },
+            )
+        })
+    };
+    let smiles_idx = column(&options.smiles_column)?;
+    let weights_idx = options.weights_column.as_deref().map(column).transpose()?;
+
+    let mut records = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {
+                let line = record.position().map_or(0, |p| p.line());
+                records.push((line, record.iter().map(str::to_owned).collect::<Vec<String>>()));
+            }
+            Ok(false) => break,
+            Err(err) => {
+                let line = err.position().map(|p| p.line());
+                return Err(DataError::new(&name, line, DataErrorKind::Csv(err)));
+            }
+        }
+    }
+
+    let others: Vec<usize> =
+        (0..header.len()).filter(|&c| c != smiles_idx && Some(c) != weights_idx).collect();
+    let holds_numbers = |c: usize| {
+        records
+            .iter()
+            .any(|(_, cells)| cells.get(c).is_some_and(|cell| parse_number(cell).is_some()))
+    };
+    let task_idx: Vec<usize> = match &options.tasks {
+        Some(tasks) => tasks.iter().map(|t| column(t)).collect::<Result<_, _>>()?,
+        None => others.iter().copied().filter(|&c| holds_numbers(c)).collect(),
+    };
+    if task_idx.is_empty() {
+        return Err(DataError::new(&name, None, DataErrorKind::NoTasks));
+    }
+    let identifier_idx: Vec<usize> =
+        others.iter().copied().filter(|c| !task_idx.contains(c) && !holds_numbers(*c)).collect();
+    if !identifier_idx.is_empty() {
+        let names: Vec<&str> = identifier_idx.iter().map(|&c| header[c].as_str()).collect();
+        log::info!(
+            "{name}: column(s) {} hold no numbers and are carried along as identifiers, not tasks",
+            names.join(", ")
+        );
+    }
+
+    let n_tasks = task_idx.len();
+    let mut table = Table {
+        source_name: name.clone(),
+        smiles: Vec::new(),
+        data_rows: Vec::new(),
+        lines: Vec::new(),
+        task_names: task_idx.iter().map(|&c| header[c].clone()).collect(),
+        targets: Matrix::zeros(0, n_tasks),
+        mask: Matrix::zeros(0, n_tasks),
+        row_weights: weights_idx.map(|_| Vec::new()),
+        identifiers: identifier_idx
+            .iter()
+            .map(|&c| Identifier { name: header[c].clone(), values: Vec::new() })
+            .collect(),
+        skipped: Vec::new(),
+    };
+    let (mut targets, mut mask) = (Vec::new(), Vec::new());
+    for (row, (line, cells)) in records.iter().enumerate() {
+        let parsed = parse_row(
+            cells,
+            header.len(),
+            smiles_idx,
+            &task_idx,
+            weights_idx,
+            &table.task_names,
+            options,
+        );
+        let (smiles, labels, weight) = match parsed {
+            Ok(parsed) => parsed,
+            Err(problem) => {
+                table.skipped.push(Skipped { line: *line, row, problem });
+                continue;
+            }
+        };
+        table.smiles.push(smiles);
+        table.data_rows.push(row);
+        table.lines.push(*line);
+        for label in labels {
+            targets.push(label.unwrap_or(0.0));
+            mask.push(if label.is_some() { 1.0 } else { 0.0 });
+        }
+        if let (Some(weights), Some(weight)) = (&mut table.row_weights, weight) {
+            weights.push(weight);
+        }
+        for (identifier, &c) in table.identifiers.iter_mut().zip(&identifier_idx) {
+            identifier.values.push(cells[c].trim().to_owned());
+        }
+    }
+    if table.smiles.is_empty() {
+        let first_problem =
+            table.skipped.first().map(|s| format!("line {}: {}", s.line, s.problem));
+        return Err(DataError::new(
+            &name,
+            None,
+            DataErrorKind::NoUsableRows { n_skipped: table.skipped.len(), first_problem },
+        ));
+    }
+    let n_rows = table.smiles.len();
+    table.targets = Matrix::from_vec(n_rows, n_tasks, targets);
+    table.mask = Matrix::from_vec(n_rows, n_tasks, mask);
+    Ok(table)
+}
+
+type ParsedRow = (String, Vec<Option<f32>>, Option<f32>);
+
+fn parse_row(
+    cells: &[String],
+    n_columns: usize,
+    smiles_idx: usize,
+    task_idx: &[usize],
+    weights_idx: Option<usize>,
+    task_names: &[String],
+    options: &TableOptions,
+) -> Result<ParsedRow, String> {
+    if cells.len() != n_columns {
+        return Err(format!("it has {} fields where the header has {n_columns}", cells.len()));
+    }
+    let smiles = cells[smiles_idx].trim();
+    if smiles.is_empty() {
+        return Err(format!("the '{}' cell is empty", options.smiles_column));
+    }
+    let mut labels = Vec::with_capacity(task_idx.len());
+    for (&c, task) in task_idx.iter().zip(task_names) {
+        let cell = cells[c].trim();
+        if cell.is_empty() {
+            labels.push(None);
+            continue;
+        }
+        match parse_number(cell) {
+            Some(value) => labels.push(Some(value)),
+            None => return Err(format!("the label '{cell}' for task '{task}' is not a number")),
+        }
+    }
+    let weight = match weights_idx {
+        None => None,
+        Some(c) => match parse_number(cells[c].trim()) {
+            Some(w) if w >= 0.0 => Some(w),
+            _ => {
+                return Err(format!(
+                    "the weight '{}' is not a non-negative number",
+                    cells[c].trim()
+                ));
+            }
+        },
+    };
+    Ok((smiles.to_owned(), labels, weight))
+}
+
+/// A finite number, or `None`.
+fn parse_number(cell: &str) -> Option<f32> {
+    let value: f64 = cell.trim().parse().ok()?;
+    value.is_finite().then_some(value as f32)
+}

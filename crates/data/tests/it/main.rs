@@ -1,0 +1,164 @@
+//! Integration tests of the data layer on the bundled data sets and on
+//! small files written by the tests: table reading and its errors, and
+//! DeepChem parity of the split file and the balancing weights.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ferrochem_data::split::{read_split_file, split_from_assignments};
+use ferrochem_data::weights::balancing_weights;
+use ferrochem_data::{DataErrorKind, Input, TableOptions, read_table};
+
+fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative)
+}
+
+fn test_data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// Writes `contents` to a fresh file and returns its path.
+fn write_temp(name: &str, contents: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrochem-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::File::create(&path).unwrap().write_all(contents).unwrap();
+    path
+}
+
+#[test]
+fn tox21_reads_with_masks_for_the_missing_labels() {
+    let path = repo_file("datasets/tox21.csv.gz");
+    let table = read_table(&Input::Path(&path), &TableOptions::default()).unwrap();
+    assert_eq!(table.n_rows(), 7831);
+    assert_eq!(table.task_names[0], "NR-AR");
+    assert_eq!(table.task_names[11], "SR-p53");
+    assert!(table.skipped.is_empty() && table.identifiers.is_empty());
+    // First data row: 0,0,1,,,0,0,1,0,0,0,0
+    assert_eq!(
+        &table.mask.as_slice()[..12],
+        &[1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    );
+    assert_eq!(table.targets[(0, 2)], 1.0);
+    assert_eq!((table.data_rows[7830], table.lines[7830]), (7830, 7832));
+}
+
+#[test]
+fn deepchem_split_file_and_balancing_weights_are_reproduced() {
+    let path = repo_file("datasets/tox21.csv.gz");
+    let table = read_table(&Input::Path(&path), &TableOptions::default()).unwrap();
+    let split_path = test_data("tox21_random_split_seed0.tsv");
+    let assignments = read_split_file(&split_path).unwrap();
+    let split = split_from_assignments(&table.data_rows, &assignments, &split_path).unwrap();
+    assert_eq!((split.train.len(), split.valid.len(), split.test.len()), (6258, 782, 783));
+
+    let balance = balancing_weights(&table.targets, &table.mask, &split.train);
+    let reference =
+        std::fs::read_to_string(test_data("tox21_balancing_weights_train.tsv")).unwrap();
+    let rows = reference.lines().filter(|l| !l.starts_with('#')).skip(1);
+    let mut n_checked = 0;
+    for (line, ours) in rows.zip(&balance) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let count = |i: usize| fields[i].parse::<usize>().unwrap();
+        let weight = |i: usize| fields[i].parse::<f64>().unwrap();
+        assert_eq!(
+            (ours.n_labelled, ours.n_positive, ours.n_negative),
+            (count(2), count(3), count(4)),
+            "{}",
+            fields[1]
+        );
+        // Both are one division of the same integers in f64.
+        assert_eq!(ours.positive_weight, weight(5), "{}", fields[1]);
+        assert_eq!(ours.negative_weight, weight(6), "{}", fields[1]);
+        n_checked += 1;
+    }
+    assert_eq!(n_checked, 12);
+}
+
+#[test]
+fn delaney_needs_its_task_named_and_keeps_the_compound_id() {
+    let path = repo_file("datasets/delaney.csv.gz");
+    let options = TableOptions {
+        tasks: Some(vec!["measured log solubility in mols per litre".to_owned()]),
+        ..TableOptions::default()
+    };
+    let table = read_table(&Input::Path(&path), &options).unwrap();
+    assert_eq!((table.n_rows(), table.n_tasks()), (1128, 1));
+    assert_eq!(table.identifiers.len(), 1);
+    assert_eq!(table.identifiers[0].name, "Compound ID");
+    assert_eq!(table.identifiers[0].values[0], "Amigdalin");
+    assert!(!table.smiles[0].ends_with(' '), "blanks around SMILES are stripped");
+    assert_eq!(table.targets[(0, 0)], -0.77);
+
+    // Left to itself, every numeric column (ESOL's own prediction and the
+    // descriptors) becomes a task, which is why the task must be named.
+    let all = read_table(&Input::Path(&path), &TableOptions::default()).unwrap();
+    assert_eq!(all.n_tasks(), 8);
+}
+
+#[test]
+fn bad_rows_are_skipped_with_their_line_and_reason() {
+    let csv = b"\xEF\xBB\xBFsmiles,a,b,mol_id\r\n\
+CCO,1,0,m1\r\n\
+CCN,1,x,m2\r\n\
+CCC,0\r\n\
+,1,1,m4\r\n\
+c1ccccc1,,1,m5\r\n";
+    let path = write_temp("bad.csv", csv);
+    let table = read_table(&Input::Path(&path), &TableOptions::default()).unwrap();
+    assert_eq!(table.smiles, vec!["CCO", "c1ccccc1"]);
+    assert_eq!(table.task_names, vec!["a", "b"]);
+    assert_eq!(table.identifiers[0].values, vec!["m1", "m5"]);
+    let problems: Vec<(u64, &str)> =
+        table.skipped.iter().map(|s| (s.line, s.problem.as_str())).collect();
+    assert_eq!(
+        problems,
+        vec![
+            (3, "the label 'x' for task 'b' is not a number"),
+            (4, "it has 2 fields where the header has 4"),
+            (5, "the 'smiles' cell is empty"),
+        ]
+    );
+    assert_eq!(table.mask.as_slice(), &[1.0, 1.0, 0.0, 1.0]);
+}
+
+#[test]
+fn gzip_is_recognized_by_content_and_errors_name_the_file() {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(b"smiles,y\nCCO,1\n").unwrap();
+    let path = write_temp("no-extension", &encoder.finish().unwrap());
+    assert_eq!(read_table(&Input::Path(&path), &TableOptions::default()).unwrap().n_rows(), 1);
+
+    let path = write_temp("wrong-column.csv", b"SMILES,y\nCCO,1\n");
+    let err = read_table(&Input::Path(&path), &TableOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{}:1: no column named 'smiles'; the header has: SMILES, y", path.display())
+    );
+
+    let path = write_temp("nothing.csv", b"smiles,y\nCCO,bad\n");
+    let err = read_table(&Input::Path(&path), &TableOptions::default()).unwrap_err();
+    assert!(matches!(err.kind(), DataErrorKind::NoTasks), "{err}");
+
+    let path = write_temp("all-bad.csv", b"smiles,y\nCCO,1,2\n");
+    let err = read_table(&Input::Path(&path), &TableOptions::default()).unwrap_err();
+    assert!(err.to_string().ends_with("no usable rows: all 1 were skipped; the first because line 2: it has 3 fields where the header has 2"), "{err}");
+
+    let missing = Path::new("/nonexistent/file.csv");
+    let err = read_table(&Input::Path(missing), &TableOptions::default()).unwrap_err();
+    assert!(err.to_string().starts_with("/nonexistent/file.csv: "), "{err}");
+}
+
+#[test]
+fn split_file_errors_name_the_line() {
+    let path = write_temp("split.tsv", b"# comment\nrow\tsplit\n0\ttrain\n1\tholdout\n");
+    let err = read_split_file(&path).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{}:4: split 'holdout' is not one of train, valid, test, excluded", path.display())
+    );
+    let path = write_temp("split2.tsv", b"row\tsplit\n0\ttrain\n");
+    let assignments = read_split_file(&path).unwrap();
+    let err = split_from_assignments(&[0, 1], &assignments, &path).unwrap_err();
+    assert!(err.to_string().ends_with("data row 1 has no entry"), "{err}");
+}
