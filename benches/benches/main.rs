@@ -13,6 +13,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+/// The allocator the `ferrochem` binary uses, so that benchmarks see what
+/// training sees; see the binary's `main.rs` for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Short warm-up and measurement: the kernels are steady after a few
 /// iterations, and the whole suite must fit in a few minutes on two cores.
 fn config() -> Criterion {

@@ -14,7 +14,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ferrochem_autodiff::{Labels, Tape};
+use ferrochem_autodiff::{Grad, GradientLayout, Labels, Tape};
 use ferrochem_kernels::{Matrix, SparseBinary};
 use ferrochem_nn::{
     LossConfig, Mode, ModelInput, Multitask, MultitaskConfig, Optimizer, OptimizerConfig,
@@ -62,8 +62,9 @@ fn fixture() -> Fixture {
     Fixture { model, optimizer, x, targets, weights: Matrix::filled(BATCH, N_TASKS, 1.0), mask }
 }
 
-/// Forward, loss and (when `backward`) gradients; returns the gradients.
-fn gradients(f: &Fixture, step: u64, backward: bool) -> Vec<Matrix<f32>> {
+/// Forward, loss and (when `backward`) gradients, as the training loop
+/// computes them (the first layer's row-sparse); returns the gradients.
+fn gradients(f: &Fixture, step: u64, backward: bool) -> Vec<Grad<f32>> {
     let mut tape = Tape::new();
     let forward = f
         .model
@@ -75,8 +76,8 @@ fn gradients(f: &Fixture, step: u64, backward: bool) -> Vec<Matrix<f32>> {
         black_box(tape.value(loss)[(0, 0)]);
         return Vec::new();
     }
-    let mut grads = tape.backward(loss).unwrap();
-    forward.params.iter().map(|&p| grads.take(p).unwrap()).collect()
+    let mut grads = tape.backward_with(loss, GradientLayout::RowSparseWherePossible).unwrap();
+    forward.params.iter().map(|&p| grads.take_grad(p).unwrap()).collect()
 }
 
 pub fn bench(c: &mut Criterion) {
@@ -98,8 +99,7 @@ pub fn bench(c: &mut Criterion) {
         group.bench_function(id("adam"), |b| {
             pool.install(|| {
                 b.iter(|| {
-                    let refs: Vec<&Matrix<f32>> = grads.iter().collect();
-                    f.optimizer.step(&mut f.model.parameters_mut(), &refs, 1e-6);
+                    f.optimizer.step_grads(&mut f.model.parameters_mut(), &grads, 1e-6);
                 })
             })
         });
@@ -108,8 +108,7 @@ pub fn bench(c: &mut Criterion) {
                 b.iter(|| {
                     step += 1;
                     let grads = gradients(&f, step, true);
-                    let refs: Vec<&Matrix<f32>> = grads.iter().collect();
-                    f.optimizer.step(&mut f.model.parameters_mut(), &refs, 1e-6);
+                    f.optimizer.step_grads(&mut f.model.parameters_mut(), &grads, 1e-6);
                 })
             })
         });

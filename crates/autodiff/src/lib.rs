@@ -46,6 +46,6 @@ mod tape;
 pub use error::{Error, Result};
 pub use ops::loss::{Labels, LossReduction};
 pub use ops::reduce::Axis;
-pub use tape::{Gradients, Tape, Var};
+pub use tape::{Grad, GradientLayout, Gradients, Tape, Var};
 
 pub use ferrochem_kernels::Matrix;

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ferrochem_kernels::elementwise::axpy;
-use ferrochem_kernels::{Accumulate, Float, Matrix};
+use ferrochem_kernels::{Accumulate, Float, Matrix, RowSparse};
 
 use crate::error::{Error, Result};
 
@@ -170,19 +170,33 @@ impl<'p, T: Float> Tape<'p, T> {
     /// [`Error::NoGradient`] if the path back to a parameter crosses an op
     /// without a derivative.
     pub fn backward(&self, loss: Var) -> Result<Gradients<T>> {
+        self.backward_with(loss, GradientLayout::Dense)
+    }
+
+    /// [`Tape::backward`] with a choice of how gradients are stored: with
+    /// [`GradientLayout::RowSparseWherePossible`], a parameter whose only
+    /// gradient comes from a sparse product (the first layer's weights,
+    /// without a penalty on them) gets a [`Grad::Rows`] holding just the
+    /// rows the batch touched.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tape::backward`].
+    pub fn backward_with(&self, loss: Var, layout: GradientLayout) -> Result<Gradients<T>> {
         let shape = self.shape(loss);
         if shape != (1, 1) {
             return Err(Error::NotScalar { shape });
         }
-        let mut grads: Vec<Option<Matrix<T>>> = Vec::new();
+        let mut grads: Vec<Option<Grad<T>>> = Vec::new();
         grads.resize_with(self.nodes.len(), || None);
-        grads[loss.idx as usize] = Some(Matrix::scalar(T::ONE));
+        grads[loss.idx as usize] = Some(Grad::Dense(Matrix::scalar(T::ONE)));
 
         for idx in (0..=loss.idx as usize).rev() {
             let node = &self.nodes[idx];
             let Some(backward) = &node.backward else { continue };
             let Some(grad_out) = grads[idx].take() else { continue };
-            let mut ctx = BackwardContext { tape: self, grads: &mut grads };
+            let grad_out = grad_out.into_dense();
+            let mut ctx = BackwardContext { tape: self, grads: &mut grads, layout };
             backward.backward(&mut ctx, &grad_out)?;
         }
         Ok(Gradients { tape_id: self.id, grads })
@@ -235,7 +249,8 @@ impl<'p, T> Value<'p, T> {
 /// slots of its inputs.
 pub(crate) struct BackwardContext<'a, 'p, T: Float> {
     tape: &'a Tape<'p, T>,
-    grads: &'a mut Vec<Option<Matrix<T>>>,
+    grads: &'a mut Vec<Option<Grad<T>>>,
+    layout: GradientLayout,
 }
 
 impl<'a, 'p, T: Float> BackwardContext<'a, 'p, T> {
@@ -249,14 +264,24 @@ impl<'a, 'p, T: Float> BackwardContext<'a, 'p, T> {
         self.tape.node(var).requires_grad
     }
 
+    /// The dense gradient slot of `var`, a row-sparse gradient already there
+    /// written out first.
+    fn dense_slot(&mut self, var: Var) -> &mut Option<Grad<T>> {
+        let slot = &mut self.grads[var.idx as usize];
+        if let Some(Grad::Rows(rows)) = slot {
+            *slot = Some(Grad::Dense(rows.to_dense()));
+        }
+        slot
+    }
+
     /// Adds `grad` to the gradient of `var`, moving it into an empty slot.
     pub(crate) fn accumulate(&mut self, var: Var, grad: Matrix<T>) {
         if !self.wants(var) {
             return;
         }
-        match &mut self.grads[var.idx as usize] {
-            Some(existing) => axpy(existing.as_mut_slice(), T::ONE, grad.as_slice()),
-            slot @ None => *slot = Some(grad),
+        match self.dense_slot(var) {
+            Some(Grad::Dense(existing)) => axpy(existing.as_mut_slice(), T::ONE, grad.as_slice()),
+            slot => *slot = Some(Grad::Dense(grad)),
         }
     }
 
@@ -266,9 +291,9 @@ impl<'a, 'p, T: Float> BackwardContext<'a, 'p, T> {
         if !self.wants(var) {
             return;
         }
-        match &mut self.grads[var.idx as usize] {
-            Some(existing) => axpy(existing.as_mut_slice(), T::ONE, grad.as_slice()),
-            slot @ None => *slot = Some(grad.clone()),
+        match self.dense_slot(var) {
+            Some(Grad::Dense(existing)) => axpy(existing.as_mut_slice(), T::ONE, grad.as_slice()),
+            slot => *slot = Some(Grad::Dense(grad.clone())),
         }
     }
 
@@ -284,14 +309,89 @@ impl<'a, 'p, T: Float> BackwardContext<'a, 'p, T> {
         if !self.wants(var) {
             return;
         }
-        match &mut self.grads[var.idx as usize] {
-            Some(existing) => write(existing, Accumulate::ADD),
-            slot @ None => {
-                let (nrows, ncols) = self.tape.shape(var);
+        let (nrows, ncols) = self.tape.shape(var);
+        match self.dense_slot(var) {
+            Some(Grad::Dense(existing)) => write(existing, Accumulate::ADD),
+            slot => {
                 let mut fresh = Matrix::zeros(nrows, ncols);
                 write(&mut fresh, Accumulate::Overwrite);
-                *slot = Some(fresh);
+                *slot = Some(Grad::Dense(fresh));
             }
+        }
+    }
+
+    /// Stores the row-sparse gradient `rows()` for `var` when the layout
+    /// allows it and `var` has no gradient yet; otherwise falls back to
+    /// [`BackwardContext::accumulate_with`] with `dense`.
+    pub(crate) fn accumulate_rows(
+        &mut self,
+        var: Var,
+        rows: impl FnOnce() -> RowSparse<T>,
+        dense: impl FnOnce(&mut Matrix<T>, Accumulate<T>),
+    ) {
+        if !self.wants(var) {
+            return;
+        }
+        let slot = &mut self.grads[var.idx as usize];
+        if self.layout == GradientLayout::RowSparseWherePossible && slot.is_none() {
+            *slot = Some(Grad::Rows(rows()));
+        } else {
+            self.accumulate_with(var, dense);
+        }
+    }
+}
+
+/// How [`Tape::backward_with`] stores gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GradientLayout {
+    /// Every gradient is a dense matrix.
+    #[default]
+    Dense,
+    /// Gradients that come from a sparse product alone keep only their
+    /// nonzero rows.
+    RowSparseWherePossible,
+}
+
+/// A gradient: dense, or nonzero only in some rows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Grad<T> {
+    /// Every entry stored.
+    Dense(Matrix<T>),
+    /// Only the rows a sparse product touched.
+    Rows(RowSparse<T>),
+}
+
+impl<T: Float> Grad<T> {
+    /// The gradient as a dense matrix, zeros written out.
+    pub fn into_dense(self) -> Matrix<T> {
+        match self {
+            Grad::Dense(dense) => dense,
+            Grad::Rows(rows) => rows.to_dense(),
+        }
+    }
+
+    /// `(nrows, ncols)` of the whole gradient.
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            Grad::Dense(dense) => dense.shape(),
+            Grad::Rows(rows) => rows.shape(),
+        }
+    }
+
+    /// The stored entries: all of a dense gradient, the kept rows of a
+    /// row-sparse one (the others are zero).
+    pub fn stored_values(&self) -> &[T] {
+        match self {
+            Grad::Dense(dense) => dense.as_slice(),
+            Grad::Rows(rows) => rows.values().as_slice(),
+        }
+    }
+
+    /// The stored entries, mutably, for scaling in place.
+    pub fn stored_values_mut(&mut self) -> &mut [T] {
+        match self {
+            Grad::Dense(dense) => dense.as_mut_slice(),
+            Grad::Rows(rows) => rows.values_mut().as_mut_slice(),
         }
     }
 }
@@ -300,7 +400,7 @@ impl<'a, 'p, T: Float> BackwardContext<'a, 'p, T> {
 /// loss depends on.
 pub struct Gradients<T> {
     tape_id: u32,
-    grads: Vec<Option<Matrix<T>>>,
+    grads: Vec<Option<Grad<T>>>,
 }
 
 impl<T> std::fmt::Debug for Gradients<T> {
@@ -310,22 +410,39 @@ impl<T> std::fmt::Debug for Gradients<T> {
     }
 }
 
-impl<T> Gradients<T> {
-    /// The gradient of the loss with respect to `var`, or `None` if the loss
-    /// does not depend on it or it does not want one.
+impl<T: Float> Gradients<T> {
+    /// The dense gradient of the loss with respect to `var`, or `None` if
+    /// the loss does not depend on it, it does not want one, or (after
+    /// [`Tape::backward_with`]) its gradient is row-sparse, which
+    /// [`Gradients::get_grad`] returns.
     ///
     /// # Panics
     ///
     /// Panics if `var` comes from another tape.
     #[track_caller]
     pub fn get(&self, var: Var) -> Option<&Matrix<T>> {
+        match self.get_grad(var) {
+            Some(Grad::Dense(dense)) => Some(dense),
+            _ => None,
+        }
+    }
+
+    /// The gradient of `var` in whichever layout it has.
+    #[track_caller]
+    pub fn get_grad(&self, var: Var) -> Option<&Grad<T>> {
         assert!(var.tape_id == self.tape_id, "a Var was used with gradients of another tape");
         self.grads[var.idx as usize].as_ref()
     }
 
-    /// Moves the gradient of `var` out, leaving `None`.
+    /// Moves the gradient of `var` out as a dense matrix, leaving `None`.
     #[track_caller]
     pub fn take(&mut self, var: Var) -> Option<Matrix<T>> {
+        self.take_grad(var).map(Grad::into_dense)
+    }
+
+    /// Moves the gradient of `var` out in whichever layout it has.
+    #[track_caller]
+    pub fn take_grad(&mut self, var: Var) -> Option<Grad<T>> {
         assert!(var.tape_id == self.tape_id, "a Var was used with gradients of another tape");
         self.grads[var.idx as usize].take()
     }

@@ -9,6 +9,14 @@
 
 use std::process::ExitCode;
 
+/// A training step allocates and frees a few dozen matrices of 100 KiB to
+/// 4 MiB. glibc's allocator serves such sizes with fresh mappings or trims
+/// them back to the system when freed, so every step pays page faults for
+/// memory it just released: measured, a ReLU over a 50 × 1000 batch took
+/// 167 µs instead of 11. mimalloc keeps freed memory for reuse.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PLANNED: [(&str, &str); 4] = [
     ("train", "train a multitask network on a CSV of SMILES and labels"),
     ("predict", "apply a trained model to a CSV of SMILES"),

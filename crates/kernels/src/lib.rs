@@ -50,12 +50,14 @@ pub mod optim;
 mod parallel;
 pub mod random;
 pub mod reduce;
+mod row_sparse;
 mod sparse;
 
 pub use float::Float;
 pub use matmul::{Accumulate, Form, matmul, matmul_into};
 pub use matrix::Matrix;
 pub use parallel::Parallelism;
+pub use row_sparse::{RowSparse, sparse_transpose_matmul_rows};
 pub use sparse::{
     SparseBinary, SparseBinaryError, SparseBinaryErrorKind, sparse_matmul_into,
     sparse_transpose_matmul_into,

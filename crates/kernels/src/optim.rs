@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::check::same_len;
 use crate::parallel::Resolved;
-use crate::{Float, Parallelism};
+use crate::{Float, Parallelism, RowSparse};
 
 /// Entries per parallel task: large enough to amortize scheduling, small
 /// enough that two threads split a 1 M-entry tensor evenly.
@@ -80,24 +80,7 @@ pub fn adam_update<T: Float>(
     same_len("adam_update", "second_moment", params.len(), second_moment.len());
     assert!(hyper.step > 0, "adam_update: steps are counted from 1");
 
-    let step = i32::try_from(hyper.step).unwrap_or(i32::MAX);
-    let bias_correction1 = T::ONE - hyper.beta1.powi(step);
-    let bias_correction2 = T::ONE - hyper.beta2.powi(step);
-    let scalars = AdamScalars {
-        step_size: hyper.learning_rate / bias_correction1,
-        inv_sqrt_bias_correction2: T::ONE / bias_correction2.sqrt(),
-        beta1: hyper.beta1,
-        beta2: hyper.beta2,
-        epsilon: hyper.epsilon,
-        coupled_decay: match hyper.weight_decay {
-            WeightDecay::Coupled(decay) => decay,
-            _ => T::ZERO,
-        },
-        decoupled_keep: match hyper.weight_decay {
-            WeightDecay::Decoupled(decay) => T::ONE - hyper.learning_rate * decay,
-            _ => T::ONE,
-        },
-    };
+    let scalars = AdamScalars::new(hyper);
     match parallelism.resolve(params.len(), PARALLEL_MIN_ENTRIES) {
         Resolved::Sequential => adam_kernel(params, grads, first_moment, second_moment, scalars),
         Resolved::Parallel(_) => params
@@ -106,6 +89,111 @@ pub fn adam_update<T: Float>(
             .zip(first_moment.par_chunks_mut(CHUNK))
             .zip(second_moment.par_chunks_mut(CHUNK))
             .for_each(|(((w, g), m), v)| adam_kernel(w, g, m, v, scalars)),
+    }
+}
+
+/// Like [`adam_update`] for an `nrows × ncols` parameter stored row-major
+/// in `params`, whose gradient is row-sparse. Rows without a gradient step
+/// with a zero gradient, so their moments decay and their weights keep
+/// moving, exactly (bit for bit) as in the dense update.
+///
+/// # Panics
+///
+/// Panics if a slice does not hold `grads.nrows() × grads.ncols()` entries
+/// or `step` is 0.
+#[track_caller]
+pub fn adam_update_rows<T: Float>(
+    params: &mut [T],
+    grads: &RowSparse<T>,
+    first_moment: &mut [T],
+    second_moment: &mut [T],
+    hyper: &AdamStep<T>,
+    parallelism: Parallelism,
+) {
+    let len = grads.nrows() * grads.ncols();
+    same_len("adam_update_rows", "params", len, params.len());
+    same_len("adam_update_rows", "first_moment", len, first_moment.len());
+    same_len("adam_update_rows", "second_moment", len, second_moment.len());
+    assert!(hyper.step > 0, "adam_update_rows: steps are counted from 1");
+    let scalars = AdamScalars::new(hyper);
+    for_each_row_chunk(
+        params,
+        grads,
+        [first_moment, second_moment],
+        parallelism,
+        |w, g, [m, v]| adam_kernel(w, g, m, v, scalars),
+    );
+}
+
+/// Like [`sgd_update`] for a row-sparse gradient; rows without a gradient
+/// step with a zero gradient, bit for bit as in the dense update.
+///
+/// # Panics
+///
+/// Panics if a slice does not hold `grads.nrows() × grads.ncols()` entries.
+#[track_caller]
+pub fn sgd_update_rows<T: Float>(
+    params: &mut [T],
+    grads: &RowSparse<T>,
+    velocity: &mut [T],
+    hyper: &SgdStep<T>,
+    parallelism: Parallelism,
+) {
+    let len = grads.nrows() * grads.ncols();
+    same_len("sgd_update_rows", "params", len, params.len());
+    same_len("sgd_update_rows", "velocity", len, velocity.len());
+    let hyper = *hyper;
+    for_each_row_chunk(params, grads, [velocity], parallelism, |w, g, [b]| {
+        sgd_kernel(w, g, b, hyper)
+    });
+}
+
+/// Runs `update(params_row, grad_row, state_rows)` over every row, with a
+/// row of zeros where `grads` has none, in chunks that threads may share
+/// out.
+fn for_each_row_chunk<T: Float, const N: usize>(
+    params: &mut [T],
+    grads: &RowSparse<T>,
+    state: [&mut [T]; N],
+    parallelism: Parallelism,
+    update: impl Fn(&mut [T], &[T], [&mut [T]; N]) + Sync,
+) {
+    let ncols = grads.ncols();
+    if ncols == 0 {
+        return;
+    }
+    let zeros = vec![T::ZERO; ncols];
+    // For every row, its index among the stored rows, or `None`.
+    let mut stored = vec![None; grads.nrows()];
+    for (idx, &row) in grads.rows().iter().enumerate() {
+        stored[row as usize] = Some(idx);
+    }
+    let rows_per_chunk = (CHUNK / ncols).max(1);
+    let run_chunk = |chunk_idx: usize, w: &mut [T], mut state: [&mut [T]; N]| {
+        for (offset, w_row) in w.chunks_exact_mut(ncols).enumerate() {
+            let row = chunk_idx * rows_per_chunk + offset;
+            let g_row = stored[row].map_or(zeros.as_slice(), |idx| grads.values().row(idx));
+            let state_rows = state.each_mut().map(|s| &mut s[offset * ncols..(offset + 1) * ncols]);
+            update(w_row, g_row, state_rows);
+        }
+    };
+    let chunk_len = rows_per_chunk * ncols;
+    let mut state_chunks: Vec<[&mut [T]; N]> = Vec::new();
+    let mut iters = state.map(|s| s.chunks_mut(chunk_len));
+    for _ in 0..params.len().div_ceil(chunk_len) {
+        state_chunks.push(iters.each_mut().map(|it| it.next().expect("state matches params")));
+    }
+    match parallelism.resolve(params.len(), PARALLEL_MIN_ENTRIES) {
+        Resolved::Sequential => params
+            .chunks_mut(chunk_len)
+            .zip(state_chunks)
+            .enumerate()
+            .for_each(|(chunk_idx, (w, state))| run_chunk(chunk_idx, w, state)),
+        Resolved::Parallel(_) => params
+            .par_chunks_mut(chunk_len)
+            .zip(state_chunks)
+            .enumerate()
+            .for_each(|(chunk_idx, (w, state))| run_chunk(chunk_idx, w, state)),
     }
 }
 
@@ -118,6 +206,30 @@ struct AdamScalars<T> {
     epsilon: T,
     coupled_decay: T,
     decoupled_keep: T,
+}
+
+impl<T: Float> AdamScalars<T> {
+    /// Works out the step-dependent scalars once per step.
+    fn new(hyper: &AdamStep<T>) -> Self {
+        let step = i32::try_from(hyper.step).unwrap_or(i32::MAX);
+        let bias_correction1 = T::ONE - hyper.beta1.powi(step);
+        let bias_correction2 = T::ONE - hyper.beta2.powi(step);
+        AdamScalars {
+            step_size: hyper.learning_rate / bias_correction1,
+            inv_sqrt_bias_correction2: T::ONE / bias_correction2.sqrt(),
+            beta1: hyper.beta1,
+            beta2: hyper.beta2,
+            epsilon: hyper.epsilon,
+            coupled_decay: match hyper.weight_decay {
+                WeightDecay::Coupled(decay) => decay,
+                _ => T::ZERO,
+            },
+            decoupled_keep: match hyper.weight_decay {
+                WeightDecay::Decoupled(decay) => T::ONE - hyper.learning_rate * decay,
+                _ => T::ONE,
+            },
+        }
+    }
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
@@ -292,6 +404,46 @@ mod tests {
             sgd_update(&mut w, &[1.0], &mut b, &hyper, Parallelism::Sequential);
             sgd_update(&mut w, &[1.0], &mut b, &hyper, Parallelism::Sequential);
             assert!((w[0] - expected).abs() < 1e-15, "{nesterov:?}: {}", w[0]);
+        }
+    }
+
+    #[test]
+    fn row_sparse_updates_match_dense_ones_bit_for_bit() {
+        let x = crate::SparseBinary::from_rows(300, [vec![0, 5, 299], vec![5, 17]]).unwrap();
+        let g = crate::Matrix::from_fn(2, 257, |i, j| (i as f32 - 0.5) * (j as f32 * 0.01 - 1.0));
+        let sparse = crate::sparse_transpose_matmul_rows(&x, &g, Parallelism::Sequential);
+        let dense = sparse.to_dense();
+        let adam = AdamStep {
+            learning_rate: 1e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: WeightDecay::Coupled(1e-3),
+            step: 4,
+        };
+        let sgd = SgdStep {
+            learning_rate: 0.1,
+            momentum: 0.9,
+            weight_decay: 1e-3,
+            nesterov: Nesterov::Yes,
+        };
+        let n = 300 * 257;
+        let start = || {
+            (
+                (0..n).map(|i| (i % 13) as f32 * 0.1).collect::<Vec<_>>(),
+                vec![0.01f32; n],
+                vec![0.02f32; n],
+            )
+        };
+        for parallelism in [Parallelism::Sequential, Parallelism::Parallel] {
+            let (mut w1, mut m1, mut v1) = start();
+            let (mut w2, mut m2, mut v2) = start();
+            adam_update(&mut w1, dense.as_slice(), &mut m1, &mut v1, &adam, parallelism);
+            adam_update_rows(&mut w2, &sparse, &mut m2, &mut v2, &adam, parallelism);
+            assert!(w1 == w2 && m1 == m2 && v1 == v2, "adam {parallelism:?}");
+            sgd_update(&mut w1, dense.as_slice(), &mut m1, &sgd, parallelism);
+            sgd_update_rows(&mut w2, &sparse, &mut m2, &sgd, parallelism);
+            assert!(w1 == w2 && m1 == m2, "sgd {parallelism:?}");
         }
     }
 

@@ -19,7 +19,7 @@ use crate::{Accumulate, Float, Matrix, Parallelism};
 
 /// Below this many row additions (`nnz · ncols`) a product stays on one
 /// thread.
-const PARALLEL_MIN_WORK: usize = 1 << 18;
+pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 18;
 
 /// A matrix whose entries are all 0 or 1, stored as the sorted column
 /// indices of the ones in each row (compressed sparse rows).
@@ -369,7 +369,7 @@ pub fn sparse_transpose_matmul_into<T: Float>(
 
 /// Whether a gather adds to what `dst` holds or replaces it.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Start {
+pub(crate) enum Start {
     /// `dst = Σ sources`; the old contents are never read.
     Overwrite,
     /// `dst = dst + Σ sources`.
@@ -382,7 +382,11 @@ enum Start {
 /// stored once per four sources rather than once per source, and the first
 /// pass of an overwrite does not read `dst` at all. The order of the
 /// additions is the same as adding one source at a time.
-fn gather<'a, T: Float>(dst: &mut [T], start: Start, sources: impl Iterator<Item = &'a [T]>) {
+pub(crate) fn gather<'a, T: Float>(
+    dst: &mut [T],
+    start: Start,
+    sources: impl Iterator<Item = &'a [T]>,
+) {
     let mut keep = start == Start::Keep;
     let mut pending: [&[T]; 4] = [&[]; 4];
     let mut n_pending = 0;

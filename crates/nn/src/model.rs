@@ -404,20 +404,26 @@ impl<T: Float> Multitask<T> {
 
 /// An inverted-dropout mask: each entry is `1 / (1 − rate)` with
 /// probability `1 − rate` and 0 otherwise, from the stream of `key`.
+///
+/// Each entry compares 16 random bits against `rate · 2¹⁶`, so four entries
+/// share one 64-bit draw and the rate is honoured to within 2⁻¹⁷; this is
+/// what makes the mask of a 50 × 1000 batch cost microseconds rather than
+/// tens of them.
 pub fn dropout_mask<T: Float>(nrows: usize, ncols: usize, rate: f64, key: &[u64]) -> Matrix<T> {
     let mut stream_key = vec![DROPOUT_STREAM];
     stream_key.extend_from_slice(key);
     let mut rng = Rng::from_key(&stream_key);
     let keep = T::from_f64(1.0 / (1.0 - rate));
-    // Each 64-bit draw decides two entries with 32 bits each.
-    let threshold = (rate * 4_294_967_296.0) as u64;
-    let mut mask = Matrix::zeros(nrows, ncols);
-    for pair in mask.as_mut_slice().chunks_mut(2) {
+    let threshold = (rate * 65_536.0).round() as u64;
+    let mut data = Vec::with_capacity(nrows * ncols);
+    while data.len() < nrows * ncols {
         let bits = rng.next_u64();
-        for (slot, entry) in pair.iter_mut().enumerate() {
-            let draw = (bits >> (32 * slot)) & 0xFFFF_FFFF;
-            *entry = if draw >= threshold { keep } else { T::ZERO };
-        }
+        let n = (nrows * ncols - data.len()).min(4);
+        data.extend(
+            (0..n).map(
+                |slot| if (bits >> (16 * slot)) & 0xFFFF >= threshold { keep } else { T::ZERO },
+            ),
+        );
     }
-    mask
+    Matrix::from_vec(nrows, ncols, data)
 }

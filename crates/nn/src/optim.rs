@@ -4,9 +4,13 @@
 //! not, so that Adam's moments decay exactly as the textbook says. The
 //! update of one parameter tensor is a single fused pass in the kernels.
 
-use ferrochem_kernels::optim::{AdamStep, Nesterov, SgdStep, WeightDecay, adam_update, sgd_update};
+use ferrochem_autodiff::Grad;
+use ferrochem_kernels::optim::{
+    AdamStep, Nesterov, SgdStep, WeightDecay, adam_update, adam_update_rows, sgd_update,
+    sgd_update_rows,
+};
 use ferrochem_kernels::reduce::sum_squares;
-use ferrochem_kernels::{Float, Matrix, Parallelism};
+use ferrochem_kernels::{Float, Matrix, Parallelism, RowSparse};
 use serde::{Deserialize, Serialize};
 
 /// Which optimizer, with its hyperparameters.
@@ -97,7 +101,7 @@ impl<T: Float> Optimizer<T> {
         self.step
     }
 
-    /// Applies one step with the given learning rate.
+    /// Applies one step with the given learning rate and dense gradients.
     ///
     /// # Panics
     ///
@@ -110,6 +114,41 @@ impl<T: Float> Optimizer<T> {
         grads: &[&Matrix<T>],
         learning_rate: f64,
     ) {
+        let grads: Vec<GradRef<'_, T>> = grads.iter().map(|g| GradRef::Dense(g)).collect();
+        self.apply(params, &grads, learning_rate);
+    }
+
+    /// Applies one step with gradients in either layout. A row-sparse
+    /// gradient updates every row (untouched rows with a zero gradient), so
+    /// the result is the same, bit for bit, as with its dense form.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the parameters or gradients do not match, in number or
+    /// size, the parameters the optimizer was made for.
+    #[track_caller]
+    pub fn step_grads(
+        &mut self,
+        params: &mut [&mut Matrix<T>],
+        grads: &[Grad<T>],
+        learning_rate: f64,
+    ) {
+        let grads: Vec<GradRef<'_, T>> = grads
+            .iter()
+            .map(|g| match g {
+                Grad::Dense(dense) => GradRef::Dense(dense),
+                Grad::Rows(rows) => GradRef::Rows(rows),
+            })
+            .collect();
+        self.apply(params, &grads, learning_rate);
+    }
+
+    fn apply(
+        &mut self,
+        params: &mut [&mut Matrix<T>],
+        grads: &[GradRef<'_, T>],
+        learning_rate: f64,
+    ) {
         assert!(
             params.len() == self.first.len() && grads.len() == self.first.len(),
             "Optimizer::step: {} parameters and {} gradients for an optimizer of {}",
@@ -120,7 +159,17 @@ impl<T: Float> Optimizer<T> {
         self.step += 1;
         let lr = T::from_f64(learning_rate);
         for (idx, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
-            let (w, g) = (param.as_mut_slice(), grad.as_slice());
+            let grad_shape = match grad {
+                GradRef::Dense(g) => g.shape(),
+                GradRef::Rows(g) => g.shape(),
+            };
+            assert!(
+                param.shape() == grad_shape,
+                "Optimizer::step: parameter {idx} is {:?} but its gradient is {:?}",
+                param.shape(),
+                grad_shape
+            );
+            let w = param.as_mut_slice();
             match self.config {
                 OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
                     let hyper = SgdStep {
@@ -129,7 +178,15 @@ impl<T: Float> Optimizer<T> {
                         weight_decay: T::from_f64(weight_decay),
                         nesterov: if nesterov { Nesterov::Yes } else { Nesterov::No },
                     };
-                    sgd_update(w, g, &mut self.first[idx], &hyper, Parallelism::Auto);
+                    let velocity = &mut self.first[idx];
+                    match grad {
+                        GradRef::Dense(g) => {
+                            sgd_update(w, g.as_slice(), velocity, &hyper, Parallelism::Auto)
+                        }
+                        GradRef::Rows(g) => {
+                            sgd_update_rows(w, g, velocity, &hyper, Parallelism::Auto)
+                        }
+                    }
                 }
                 OptimizerConfig::Adam { beta1, beta2, epsilon, weight_decay }
                 | OptimizerConfig::AdamW { beta1, beta2, epsilon, weight_decay } => {
@@ -148,29 +205,41 @@ impl<T: Float> Optimizer<T> {
                         step: self.step,
                     };
                     let (m, v) = (&mut self.first[idx], &mut self.second[idx]);
-                    adam_update(w, g, m, v, &hyper, Parallelism::Auto);
+                    match grad {
+                        GradRef::Dense(g) => {
+                            adam_update(w, g.as_slice(), m, v, &hyper, Parallelism::Auto)
+                        }
+                        GradRef::Rows(g) => adam_update_rows(w, g, m, v, &hyper, Parallelism::Auto),
+                    }
                 }
             }
         }
     }
 }
 
+/// A gradient borrowed in either layout.
+#[derive(Clone, Copy)]
+enum GradRef<'a, T> {
+    Dense(&'a Matrix<T>),
+    Rows(&'a RowSparse<T>),
+}
+
 /// The global L2 norm of all gradients, `√(Σ ‖g‖²)`, summed tensor by
 /// tensor in order.
-pub fn grad_norm<T: Float>(grads: &[&Matrix<T>]) -> f64 {
+pub fn grad_norm<T: Float>(grads: &[Grad<T>]) -> f64 {
     let total: f64 =
-        grads.iter().map(|g| sum_squares(g.as_slice(), Parallelism::Auto).to_f64()).sum();
+        grads.iter().map(|g| sum_squares(g.stored_values(), Parallelism::Auto).to_f64()).sum();
     total.sqrt()
 }
 
 /// Scales all gradients by `max_norm / norm` when their global norm exceeds
 /// `max_norm`; returns the norm before clipping.
-pub fn clip_grad_norm<T: Float>(grads: &mut [Matrix<T>], max_norm: f64) -> f64 {
-    let norm = grad_norm(&grads.iter().collect::<Vec<_>>());
+pub fn clip_grad_norm<T: Float>(grads: &mut [Grad<T>], max_norm: f64) -> f64 {
+    let norm = grad_norm(grads);
     if norm > max_norm && norm.is_finite() {
         let factor = T::from_f64(max_norm / norm);
         for grad in grads.iter_mut() {
-            grad.as_mut_slice().iter_mut().for_each(|g| *g *= factor);
+            grad.stored_values_mut().iter_mut().for_each(|g| *g *= factor);
         }
     }
     norm
@@ -211,11 +280,13 @@ mod tests {
 
     #[test]
     fn clipping_rescales_to_the_limit() {
-        let mut grads =
-            vec![Matrix::from_vec(1, 2, vec![3.0f64, 0.0]), Matrix::from_vec(1, 1, vec![4.0])];
+        let mut grads = vec![
+            Grad::Dense(Matrix::from_vec(1, 2, vec![3.0f64, 0.0])),
+            Grad::Dense(Matrix::from_vec(1, 1, vec![4.0])),
+        ];
         let norm = clip_grad_norm(&mut grads, 1.0);
         assert_eq!(norm, 5.0);
-        assert!((grad_norm(&grads.iter().collect::<Vec<_>>()) - 1.0).abs() < 1e-15);
-        assert_eq!(clip_grad_norm(&mut grads, 2.0), grad_norm(&grads.iter().collect::<Vec<_>>()));
+        assert!((grad_norm(&grads) - 1.0).abs() < 1e-15);
+        assert_eq!(clip_grad_norm(&mut grads, 2.0), grad_norm(&grads));
     }
 }

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ferrochem_autodiff::{Labels, Tape};
+use ferrochem_autodiff::{Grad, GradientLayout, Labels, Tape};
 use ferrochem_data::{Batch, Dataset, EpochPlan, Features, LastBatch};
 use ferrochem_kernels::reduce::sum_squares;
 use ferrochem_kernels::{Matrix, Parallelism};
@@ -491,13 +491,17 @@ fn train_step(state: &mut TrainingState, batch: &Batch) -> Result<StepResult, Tr
             model.forward(&mut tape, model_input(&batch.features), Mode::Train { key })?;
         let labels = Labels { targets: &batch.targets, weights: &batch.weights, mask: &batch.mask };
         let loss = model.loss(&mut tape, &forward, labels, &state.config.loss)?;
-        let mut grads = tape.backward(loss)?;
-        let grads: Vec<Matrix<f32>> = forward
+        // The first layer's weight gradient keeps only the rows of bits in
+        // the batch; the optimizer treats the rest as zero.
+        let mut grads = tape.backward_with(loss, GradientLayout::RowSparseWherePossible)?;
+        let grads: Vec<Grad<f32>> = forward
             .params
             .iter()
             .zip(model.parameters())
             .map(|(&var, param)| {
-                grads.take(var).unwrap_or_else(|| Matrix::zeros(param.nrows(), param.ncols()))
+                grads
+                    .take_grad(var)
+                    .unwrap_or_else(|| Grad::Dense(Matrix::zeros(param.nrows(), param.ncols())))
             })
             .collect();
         (f64::from(tape.value(loss)[(0, 0)]), grads)
@@ -515,7 +519,7 @@ fn train_step(state: &mut TrainingState, batch: &Batch) -> Result<StepResult, Tr
     } else {
         grads
             .iter()
-            .position(|g| !sum_squares(g.as_slice(), Parallelism::Auto).is_finite())
+            .position(|g| !sum_squares(g.stored_values(), Parallelism::Auto).is_finite())
             .map(|idx| parameter_name(idx, n_layers))
     };
     if let Some(culprit) = culprit {
@@ -546,8 +550,7 @@ fn train_step(state: &mut TrainingState, batch: &Batch) -> Result<StepResult, Tr
     if let Some(max_norm) = state.config.clip_norm {
         clip_grad_norm(&mut grads, max_norm);
     }
-    let grad_refs: Vec<&Matrix<f32>> = grads.iter().collect();
-    state.optimizer.step(&mut state.model.parameters_mut(), &grad_refs, learning_rate);
+    state.optimizer.step_grads(&mut state.model.parameters_mut(), &grads, learning_rate);
     state.epoch_loss_sum += loss;
     state.epoch_batches += 1;
     Ok(StepResult::Trained(loss))

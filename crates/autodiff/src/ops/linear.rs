@@ -3,7 +3,7 @@
 use ferrochem_kernels::reduce::column_sums_into;
 use ferrochem_kernels::{
     Float, Form, Matrix, Parallelism, SparseBinary, matmul, matmul_into, sparse_matmul_into,
-    sparse_transpose_matmul_into,
+    sparse_transpose_matmul_into, sparse_transpose_matmul_rows,
 };
 
 use crate::error::{Result, require};
@@ -140,9 +140,13 @@ struct SparseMatmulBackward<'p> {
 impl<'p, T: Float> Backward<'p, T> for SparseMatmulBackward<'p> {
     /// `dW = xᵀ·G` by scattering rows of `G`; `dbias = Σ_rows G`.
     fn backward(&self, ctx: &mut BackwardContext<'_, 'p, T>, grad_out: &Matrix<T>) -> Result<()> {
-        ctx.accumulate_with(self.w, |dst, accumulate| {
-            sparse_transpose_matmul_into(dst, accumulate, self.x, grad_out, Parallelism::Auto)
-        });
+        ctx.accumulate_rows(
+            self.w,
+            || sparse_transpose_matmul_rows(self.x, grad_out, Parallelism::Auto),
+            |dst, accumulate| {
+                sparse_transpose_matmul_into(dst, accumulate, self.x, grad_out, Parallelism::Auto)
+            },
+        );
         if let Some(bias) = self.bias {
             ctx.accumulate_with(bias, |dst, accumulate| {
                 column_sums_into(dst.as_mut_slice(), accumulate, grad_out)

@@ -116,3 +116,43 @@ fn missing_labels_count_nowhere() -> Result<(), Error> {
     assert_eq!(grads.get(z).unwrap()[(0, 1)], 0.0);
     Ok(())
 }
+
+#[test]
+fn row_sparse_gradients_equal_the_dense_ones() -> Result<(), Error> {
+    use ferrochem_autodiff::{Grad, GradientLayout};
+    use ferrochem_kernels::SparseBinary;
+
+    let x = SparseBinary::from_rows(6, [vec![0, 2], vec![2, 5]]).unwrap();
+    let w = Matrix::from_fn(6, 3, |i, j| (i * 3 + j) as f64 * 0.1 - 0.4);
+    let grads_for =
+        |layout: GradientLayout, penalty: bool, through_scale: bool| -> Result<Grad<f64>, Error> {
+            let mut tape = Tape::new();
+            let w_var = tape.param(&w);
+            let used = if through_scale { tape.scale(w_var, 2.0) } else { w_var };
+            let h = tape.sparse_matmul(&x, used, None)?;
+            let h = tape.tanh(h);
+            let mut loss = tape.sum_all(h);
+            if penalty {
+                let squares = tape.sum_squares(w_var);
+                loss = tape.add(loss, squares)?;
+            }
+            let mut grads = tape.backward_with(loss, layout)?;
+            Ok(grads.take_grad(w_var).unwrap())
+        };
+    for (penalty, through_scale) in [(false, false), (true, false), (false, true)] {
+        let dense = grads_for(GradientLayout::Dense, penalty, through_scale)?;
+        let sparse = grads_for(GradientLayout::RowSparseWherePossible, penalty, through_scale)?;
+        assert!(matches!(dense, Grad::Dense(_)));
+        // Only a weight used by the sparse product alone stays row-sparse.
+        assert_eq!(matches!(sparse, Grad::Rows(_)), !penalty && !through_scale);
+        if let Grad::Rows(rows) = &sparse {
+            assert_eq!(rows.rows(), &[0, 2, 5]);
+        }
+        assert_eq!(
+            sparse.into_dense(),
+            dense.into_dense(),
+            "penalty {penalty}, through scale {through_scale}"
+        );
+    }
+    Ok(())
+}
