@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ferrochem_kernels::{
     Accumulate, Form, Matrix, Parallelism, matmul_into, sparse_matmul_into,
-    sparse_transpose_matmul_into,
+    sparse_transpose_matmul_into, sparse_transpose_matmul_rows,
 };
 
 use crate::{pool, pseudo_random, tox21_fingerprints};
@@ -109,5 +109,43 @@ pub fn bench(c: &mut Criterion) {
             );
         }
         backward.finish();
+
+        // What training computes: only the touched rows, freshly allocated,
+        // against the dense product into fresh storage.
+        let mut rows_group = c.benchmark_group("sparse/weight_grad_rows");
+        rows_group.throughput(Throughput::Elements((2 * batch * N_BITS * N_HIDDEN) as u64));
+        for n_threads in [1, 2] {
+            let pool = pool(n_threads);
+            rows_group.bench_function(
+                BenchmarkId::new(format!("{shape}/sparse"), format!("t{n_threads}")),
+                |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            black_box(sparse_transpose_matmul_rows(
+                                &x,
+                                &grad_out,
+                                Parallelism::Auto,
+                            ))
+                        })
+                    })
+                },
+            );
+            rows_group.bench_function(
+                BenchmarkId::new(format!("{shape}/dense"), format!("t{n_threads}")),
+                |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            black_box(ferrochem_kernels::matmul(
+                                x_dense.as_ref(),
+                                grad_out.as_ref(),
+                                Form::LhsTransposed,
+                                Parallelism::Auto,
+                            ))
+                        })
+                    })
+                },
+            );
+        }
+        rows_group.finish();
     }
 }

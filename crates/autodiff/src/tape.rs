@@ -41,6 +41,17 @@ pub struct Var {
 /// Gradients are plain matrices, not values on a tape, so second-order
 /// derivatives are not supported.
 ///
+/// FIXME: every op allocates its result and every gradient its storage
+/// anew, and a training step frees them all at the end. With glibc's
+/// allocator, blocks of this size (100 KiB to 4 MiB) go back to the system
+/// when freed and fault in again on the next step, which made a ReLU over
+/// a 50 × 1000 batch fifteen times slower; the `ferrochem` binary and the
+/// benches therefore allocate through mimalloc, and a program that embeds
+/// the library should too. The way out is a buffer pool that the tape
+/// takes its storage from and returns it to, kept across steps; it needs
+/// every op to write into a given buffer, which is a larger change than the
+/// allocator swap.
+///
 /// # Example
 ///
 /// ```
