@@ -23,7 +23,7 @@ pub enum BondType {
 
 impl BondType {
     /// Twice the bond order, so that aromatic (1.5) stays an integer.
-    fn twice_order(self) -> u32 {
+    pub(crate) fn twice_order(self) -> u32 {
         match self {
             BondType::Single => 2,
             BondType::Double => 4,
@@ -101,8 +101,18 @@ impl Molecule {
         let written = smiles::parse(smiles)?;
         let mut building = fold_hydrogens(written);
         separate_charges(&mut building);
-        assign_hydrogens(&mut building, options.valence_table)?;
-        Ok(finish(building))
+        let explicit_hydrogens: Vec<u8> = building.atoms.iter().map(|a| a.hydrogens).collect();
+        let explicit_valences = assign_hydrogens(&mut building, options.valence_table)?;
+        let (aromatic, bracket) = (building.aromatic.clone(), building.bracket.clone());
+        let mut molecule = finish(building);
+        let written = crate::aromaticity::Written {
+            aromatic,
+            bracket,
+            explicit_hydrogens,
+            explicit_valences,
+        };
+        crate::aromaticity::kekulize_and_perceive(&mut molecule, &written, options.valence_table)?;
+        Ok(molecule)
     }
 
     /// Hydrogen atoms in the graph bonded to `atom_idx`.
@@ -290,7 +300,7 @@ fn separate_charges(building: &mut Building) {
 
 /// The valence list RDKit uses for an atom: that of the element with
 /// atomic number `Z − charge`, unless the atom's own list has no limit.
-fn effective_valences(z: u8, charge: i8, table: ValenceTable) -> &'static [Valence] {
+pub(crate) fn effective_valences(z: u8, charge: i8, table: ValenceTable) -> &'static [Valence] {
     let own = element::valences(z, table);
     if own == [Valence::Any] {
         return own;
@@ -301,8 +311,11 @@ fn effective_valences(z: u8, charge: i8, table: ValenceTable) -> &'static [Valen
 
 /// Implicit hydrogens for organic-subset atoms and the valence check for
 /// every atom, by RDKit's valence model.
-fn assign_hydrogens(building: &mut Building, table: ValenceTable) -> Result<(), SmilesError> {
+///
+/// Returns every atom's explicit valence as the model counts it.
+fn assign_hydrogens(building: &mut Building, table: ValenceTable) -> Result<Vec<u32>, SmilesError> {
     let sums = twice_bond_sums(building);
+    let mut explicit_valences = vec![0u32; building.atoms.len()];
     let mut has_aromatic_bond = vec![false; building.atoms.len()];
     for bond in building.bonds.iter().filter(|b| b.kind == BondType::Aromatic) {
         has_aromatic_bond[bond.begin] = true;
@@ -341,6 +354,7 @@ fn assign_hydrogens(building: &mut Building, table: ValenceTable) -> Result<(), 
             }
         }
         let explicit = twice_sum.div_ceil(2);
+        explicit_valences[idx] = explicit;
         check_valence(atom, idx, explicit, list, table)?;
         if building.bracket[idx] {
             continue;
@@ -361,7 +375,7 @@ fn assign_hydrogens(building: &mut Building, table: ValenceTable) -> Result<(), 
         let atom = &mut building.atoms[idx];
         atom.hydrogens = atom.hydrogens.saturating_add(implicit as u8);
     }
-    Ok(())
+    Ok(explicit_valences)
 }
 
 fn check_valence(

@@ -94,6 +94,11 @@ pub enum SmilesErrorKind {
     NoAtomBefore(char),
     /// A number too large to be meant.
     NumberTooLarge,
+    /// The aromatic part has no Kekulé structure.
+    CannotKekulize {
+        /// 1-based number of an atom left without its double bond.
+        atom: usize,
+    },
     /// The atom's valence exceeds every allowed one.
     Valence {
         /// The element symbol.
@@ -148,6 +153,11 @@ impl fmt::Display for SmilesError {
                 write!(f, "'{c}' at column {column} has no atom before it")
             }
             SmilesErrorKind::NumberTooLarge => write!(f, "number too large at column {column}"),
+            SmilesErrorKind::CannotKekulize { atom } => write!(
+                f,
+                "the aromatic system around atom {atom} (column {column}) has no Kekulé structure: \
+                 an aromatic atom is missing a hydrogen or a charge"
+            ),
             SmilesErrorKind::Valence { symbol, atom, valence, allowed } => {
                 write!(
                     f,
