@@ -240,6 +240,19 @@ fn rings(molecule: &Molecule) -> Vec<Vec<usize>> {
     found
 }
 
+/// Rings are looked for up to this many bonds from a ring bond's end, so
+/// that a huge ring system costs time in proportion to its size rather than
+/// its square. Rings of up to 256 atoms are found; the largest aromatic
+/// macrocycles of real chemistry have around 30.
+const MAX_RING_SEARCH_DEPTH: usize = 128;
+
+/// Ring sets examined per ring system in the Hückel test. RDKit tries
+/// every connected set of up to six rings; that is exponential in the size
+/// of a fused system, so the search stops here (FIXME: a system that needs
+/// more than this many sets to be settled would be perceived differently
+/// from RDKit; no molecule of Tox21, Delaney or MUV comes near it).
+const MAX_RING_SETS: usize = 200_000;
+
 /// All shortest paths from `from` to `to` that do not use bond `skip`.
 fn shortest_paths(molecule: &Molecule, from: usize, to: usize, skip: usize) -> Vec<Vec<usize>> {
     let n = molecule.atoms.len();
@@ -247,6 +260,9 @@ fn shortest_paths(molecule: &Molecule, from: usize, to: usize, skip: usize) -> V
     distance[from] = 0;
     let mut queue = VecDeque::from([from]);
     while let Some(atom) = queue.pop_front() {
+        if distance[atom] >= MAX_RING_SEARCH_DEPTH {
+            continue;
+        }
         for &(other, b) in &molecule.neighbours[atom] {
             if b != skip && distance[other] == usize::MAX {
                 distance[other] = distance[atom] + 1;
@@ -506,11 +522,16 @@ fn perceive(
         let system_bonds: HashSet<usize> =
             system.iter().flat_map(|&r| ring_bond_lists[r].iter().copied()).collect();
         let max_k = system.len().min(6);
+        let mut budget = MAX_RING_SETS;
         'sizes: for k in 1..=max_k {
             let mut subset = Vec::with_capacity(k);
             // Enumerate k-subsets of the system in index order.
             let mut indices: Vec<usize> = (0..k).collect();
             loop {
+                if budget == 0 {
+                    break 'sizes;
+                }
+                budget -= 1;
                 subset.clear();
                 subset.extend(indices.iter().map(|&i| system[i]));
                 if connected(&subset, &shares_one_bond) && huckel(&subset, &rings, &class) {

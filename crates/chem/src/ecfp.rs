@@ -65,15 +65,17 @@ pub fn atom_invariants(molecule: &Molecule) -> Vec<u32> {
 /// 0 for every atom, then each round's new environments).
 pub fn ecfp_identifiers(molecule: &Molecule, radius: u32) -> Vec<u32> {
     let n_atoms = molecule.atoms.len();
-    let n_words = molecule.bonds.len().div_ceil(64).max(1);
     let mut codes = atom_invariants(molecule);
     let mut emitted = codes.clone();
-    let mut environments: Vec<Vec<u64>> = vec![vec![0; n_words]; n_atoms];
+    // Each environment is its set of bond indices, sorted descending: then
+    // comparing two as lists compares them as the integers with bond k as
+    // bit k, and the memory stays proportional to the neighbourhoods.
+    let mut environments: Vec<Vec<u32>> = vec![Vec::new(); n_atoms];
     let mut dead = vec![false; n_atoms];
-    let mut seen: HashSet<Vec<u64>> = HashSet::new();
+    let mut seen: HashSet<Vec<u32>> = HashSet::new();
 
     for round in 0..radius {
-        let mut candidates: Vec<(Vec<u64>, u32, usize)> = Vec::new();
+        let mut candidates: Vec<(Vec<u32>, u32, usize)> = Vec::new();
         let mut new_codes = vec![0u32; n_atoms];
         let mut new_environments = environments.clone();
         for atom in 0..n_atoms {
@@ -87,12 +89,12 @@ pub fn ecfp_identifiers(molecule: &Molecule, radius: u32) -> Vec<u32> {
             let mut environment = environments[atom].clone();
             let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(molecule.neighbours[atom].len());
             for &(other, bond) in &molecule.neighbours[atom] {
-                environment[bond / 64] |= 1 << (bond % 64);
-                for (word, &bits) in environment.iter_mut().zip(&environments[other]) {
-                    *word |= bits;
-                }
+                environment.push(bond as u32);
+                environment.extend_from_slice(&environments[other]);
                 pairs.push((molecule.bonds[bond].kind as u32, codes[other]));
             }
+            environment.sort_unstable_by(|a, b| b.cmp(a));
+            environment.dedup();
             pairs.sort_unstable();
             let mut code = hash_combine(round, codes[atom]);
             for (bond_type, neighbour_code) in pairs {
@@ -102,10 +104,7 @@ pub fn ecfp_identifiers(molecule: &Molecule, radius: u32) -> Vec<u32> {
             new_environments[atom] = environment.clone();
             candidates.push((environment, code, atom));
         }
-        // Bond sets compare as unsigned integers with bond k as bit k.
-        candidates.sort_by(|a, b| {
-            a.0.iter().rev().cmp(b.0.iter().rev()).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
-        });
+        candidates.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         for (environment, code, atom) in candidates {
             if seen.contains(&environment) {
                 dead[atom] = true;

@@ -217,9 +217,12 @@ fn twice_bond_sums(building: &Building) -> Vec<u32> {
 /// azides, P(=O)=C/N, and halogen oxides become charge-separated.
 fn separate_charges(building: &mut Building) {
     let sums = twice_bond_sums(building);
-    let n_neighbours = |building: &Building, idx: usize| {
-        building.bonds.iter().filter(|b| b.begin == idx || b.end == idx).count()
-    };
+    let mut bonds_of: Vec<Vec<usize>> = vec![Vec::new(); building.atoms.len()];
+    for (b, bond) in building.bonds.iter().enumerate() {
+        bonds_of[bond.begin].push(b);
+        bonds_of[bond.end].push(b);
+    }
+    let n_neighbours = |_: &Building, idx: usize| bonds_of[idx].len();
     let other = |bond: &Bond, idx: usize| if bond.begin == idx { bond.end } else { bond.begin };
     for (idx, twice_sum) in sums.iter().enumerate() {
         let atom = &building.atoms[idx];
@@ -227,9 +230,7 @@ fn separate_charges(building: &mut Building) {
         if charge != 0 {
             continue;
         }
-        let bonds_here: Vec<usize> = (0..building.bonds.len())
-            .filter(|&b| building.bonds[b].begin == idx || building.bonds[b].end == idx)
-            .collect();
+        let bonds_here = &bonds_of[idx];
         let to_neutral = |building: &Building, bond: usize, kind: BondType, partner_z: u8| {
             let b = &building.bonds[bond];
             let partner = other(b, idx);
@@ -280,7 +281,7 @@ fn separate_charges(building: &mut Building) {
                     });
                 if all_oxygen {
                     let mut gained = 0i8;
-                    for &bond in &bonds_here {
+                    for &bond in bonds_here {
                         let partner = other(&building.bonds[bond], idx);
                         if building.bonds[bond].kind == BondType::Double
                             && building.atoms[partner].charge == 0

@@ -1,13 +1,22 @@
 //! The `ferrochem` command-line program.
 //!
-//! The workspace's numeric foundation (kernels and autodiff) is in place;
-//! the subcommands that use it (`train`, `predict`, `eval`, `featurize`)
-//! are not built yet. Until they are, the program says so plainly and
-//! exits with status 2 instead of pretending to work.
+//! `featurize` writes the ECFP bits of every SMILES in a CSV. `train`,
+//! `predict` and `eval` are not built yet: the program says so and exits
+//! with status 2 rather than pretending to work.
 
 #![forbid(unsafe_code)]
+#![allow(clippy::print_stdout)]
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use ferrochem_chem::{EcfpOptions, ReadOptions, ValenceTable};
+use ferrochem_data::Input;
+use ferrochem_data::featurize::{featurize_bits, read_column};
 
 /// A training step allocates and frees a few dozen matrices of 100 KiB to
 /// 4 MiB. glibc's allocator serves such sizes with fresh mappings or trims
@@ -17,35 +26,142 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const PLANNED: [(&str, &str); 4] = [
-    ("train", "train a multitask network on a CSV of SMILES and labels"),
-    ("predict", "apply a trained model to a CSV of SMILES"),
-    ("eval", "print the metrics of a trained model on labelled data"),
-    ("featurize", "write the ECFP bits of every SMILES in a CSV"),
-];
+/// Multitask networks on molecular fingerprints.
+#[derive(Debug, Parser)]
+#[command(name = "ferrochem", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the ECFP bits of every SMILES in a CSV, one line per data row:
+    /// `ROW<TAB>BITS`, ROW the 0-based data row (header excluded), BITS the
+    /// on-bit indices ascending and comma-separated, or `!` and the reason
+    /// for a rejected SMILES.
+    Featurize(FeaturizeArgs),
+    /// Train a model (not implemented yet).
+    Train,
+    /// Apply a trained model (not implemented yet).
+    Predict,
+    /// Score a trained model on labelled data (not implemented yet).
+    Eval,
+}
+
+#[derive(Debug, clap::Args)]
+struct FeaturizeArgs {
+    /// Input CSV, plain or gzipped; `-` reads standard input.
+    #[arg(short = 'i', long = "input")]
+    input: String,
+    /// Column holding the SMILES.
+    #[arg(long, default_value = "smiles")]
+    smiles_column: String,
+    /// ECFP radius (2 gives ECFP4).
+    #[arg(long, default_value_t = 2)]
+    radius: u32,
+    /// Length of the folded bit vector.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    bits: u32,
+    /// Which RDKit valence table decides what is rejected: `current`
+    /// (2024.09 and later) or `legacy` (2024.03 and earlier).
+    #[arg(long, value_enum, default_value_t = Valences::Current)]
+    valence_table: Valences,
+    /// Output file, written atomically; `-` writes standard output.
+    #[arg(short = 'o', long = "output")]
+    output: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Valences {
+    Current,
+    Legacy,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let version = env!("CARGO_PKG_VERSION");
-    match args.first().map(String::as_str) {
-        Some("--version" | "-V") => {
-            eprintln!("ferrochem {version}");
-            ExitCode::SUCCESS
-        }
-        Some(command) if PLANNED.iter().any(|(name, _)| *name == command) => {
-            eprintln!(
-                "ferrochem {version}: `{command}` is not implemented yet. This build contains \
-                 the numeric foundation only (the kernels and autodiff crates); see README.md."
-            );
-            ExitCode::from(2)
-        }
-        _ => {
-            eprintln!("ferrochem {version}: multitask networks on molecular fingerprints\n");
-            eprintln!("Planned commands, not implemented in this build:");
-            for (name, what) in PLANNED {
-                eprintln!("  {name:<10} {what}");
-            }
-            ExitCode::from(2)
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("ferrochem: error: {err:#}");
+            ExitCode::FAILURE
         }
     }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Featurize(args) => featurize(&args).map(|()| ExitCode::SUCCESS),
+        Command::Train | Command::Predict | Command::Eval => {
+            eprintln!(
+                "ferrochem: this command is not implemented yet; this build has the numeric \
+                 foundation, the training library and `featurize` (see README.md)"
+            );
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn featurize(args: &FeaturizeArgs) -> anyhow::Result<()> {
+    let path = PathBuf::from(&args.input);
+    let input = if args.input == "-" { Input::Stdin } else { Input::Path(&path) };
+    let started = Instant::now();
+    let cells = read_column(&input, &args.smiles_column)?;
+    let smiles: Vec<String> = cells.iter().map(|(_, s)| s.clone()).collect();
+    let options = EcfpOptions { radius: args.radius, n_bits: args.bits };
+    let read = ReadOptions {
+        valence_table: match args.valence_table {
+            Valences::Current => ValenceTable::Current,
+            Valences::Legacy => ValenceTable::Legacy,
+        },
+    };
+    let results = featurize_bits(&smiles, options, read);
+
+    let mut out = String::with_capacity(smiles.len() * 120);
+    let mut rejected = Vec::new();
+    for (row, result) in results.iter().enumerate() {
+        match result {
+            Ok(bits) => {
+                let joined: Vec<String> = bits.iter().map(u32::to_string).collect();
+                out.push_str(&format!("{row}\t{}\n", joined.join(",")));
+            }
+            Err(err) => {
+                out.push_str(&format!("{row}\t!{err}\n"));
+                rejected.push((cells[row].0, err.to_string()));
+            }
+        }
+    }
+    if args.output == "-" {
+        std::io::stdout()
+            .lock()
+            .write_all(out.as_bytes())
+            .context("cannot write to standard output")?;
+    } else {
+        let output = PathBuf::from(&args.output);
+        ferrochem_train::checkpoint::write_atomically(&output, out.as_bytes())
+            .with_context(|| format!("cannot write {}", output.display()))?;
+    }
+
+    let name = input.display_name();
+    if !rejected.is_empty() {
+        eprintln!("{name}: {} of {} SMILES rejected:", rejected.len(), smiles.len());
+        for (line, reason) in rejected.iter().take(10) {
+            eprintln!("  line {line}: {reason}");
+        }
+        if rejected.len() > 10 {
+            eprintln!("  … and {} more", rejected.len() - 10);
+        }
+    }
+    log::info!(
+        "{name}: featurized {} SMILES in {:.3} s",
+        smiles.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if smiles.is_empty() {
+        bail!("{name}: no data rows");
+    }
+    Ok(())
 }

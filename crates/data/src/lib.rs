@@ -19,6 +19,7 @@
 
 mod batch;
 mod error;
+pub mod featurize;
 pub mod split;
 mod table;
 pub mod weights;

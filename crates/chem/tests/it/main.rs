@@ -117,3 +117,64 @@ fn every_tox21_molecule_matches_rdkit() {
     );
     assert_eq!(identical + differing.len(), 7823);
 }
+
+mod never_panics {
+    use ferrochem_chem::{EcfpOptions, Molecule, ecfp_bits};
+    use proptest::prelude::*;
+
+    fn config() -> ProptestConfig {
+        let cases =
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+        ProptestConfig { cases, ..ProptestConfig::default() }
+    }
+
+    const SEEDS: [&str; 6] = [
+        "CCOc1ccc2nc(S(N)(=O)=O)sc2c1",
+        "C[N+](=O)[O-].[Na+]",
+        "O=c1c(=O)c2cccc3cccc1c32",
+        "C1=CC=CC=C1",
+        "[2H]OC([13CH3])=O",
+        "c1cc2ccc3cccc4ccc(c1)c2c34",
+    ];
+
+    proptest! {
+        #![proptest_config(config())]
+
+        // Any string of SMILES characters reads to a molecule or an error.
+        #[test]
+        fn random_strings(s in "[CNOScnos0-9()=#\\[\\]@+\\-%./\\\\:HBrClFI*]{0,40}") {
+            if let Ok(molecule) = Molecule::from_smiles(&s) {
+                let _ = ecfp_bits(&molecule, EcfpOptions::default());
+            }
+        }
+
+        // Valid SMILES with one character replaced, inserted or deleted.
+        #[test]
+        fn mutated_valid_smiles(seed in 0usize..6, at in 0usize..64, op in 0u8..3, c in proptest::char::range('!', '~')) {
+            let mut chars: Vec<char> = SEEDS[seed].chars().collect();
+            let at = at % (chars.len() + 1);
+            match op {
+                0 if at < chars.len() => chars[at] = c,
+                1 => chars.insert(at, c),
+                _ if at < chars.len() => { chars.remove(at); }
+                _ => {}
+            }
+            let s: String = chars.into_iter().collect();
+            if let Ok(molecule) = Molecule::from_smiles(&s) {
+                let _ = ecfp_bits(&molecule, EcfpOptions::default());
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_long_chains_are_handled() {
+        let branches = format!("C{}C{}", "(C".repeat(5000), ")".repeat(5000));
+        assert!(Molecule::from_smiles(&branches).is_ok());
+        let chain = "C".repeat(50_000);
+        assert!(
+            !ecfp_bits(&Molecule::from_smiles(&chain).unwrap(), EcfpOptions::default()).is_empty()
+        );
+        let rings: String = (0..2000).map(|i| format!("C{}", i % 10)).collect();
+        let _ = Molecule::from_smiles(&rings);
+    }
+}
