@@ -5,6 +5,7 @@
 //! `group/form/MxKxN/implementation/tN` (N threads), which is what
 //! `cargo xtask bench` parses into its table.
 
+mod featurize;
 mod matmul;
 mod sparse;
 mod train_step;
@@ -68,6 +69,6 @@ pub fn tox21_fingerprints(batch: usize) -> ferrochem_kernels::SparseBinary {
 criterion_group! {
     name = benches;
     config = config();
-    targets = matmul::bench, sparse::bench, train_step::bench
+    targets = matmul::bench, sparse::bench, train_step::bench, featurize::bench
 }
 criterion_main!(benches);

@@ -48,6 +48,7 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         .unwrap_or_else(|| project_root().join("target"));
     let measurements = collect(&target.join("criterion"))?;
     print!("{}", render(&measurements));
+    print!("{}", rdkit_comparison(&measurements));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -201,6 +202,40 @@ fn render(measurements: &[Measurement]) -> String {
                 full.nanos / floor_nanos
             ));
         }
+    }
+    out
+}
+
+/// Times RDKit on the same SMILES through `benches/python/rdkit_ecfp.py`
+/// when `python3` can import RDKit, and sets our featurization beside it.
+fn rdkit_comparison(measurements: &[Measurement]) -> String {
+    let ours: Vec<&Measurement> =
+        measurements.iter().filter(|m| m.group == "featurize/ecfp4").collect();
+    if ours.is_empty() {
+        return String::new();
+    }
+    let root = project_root();
+    let output = std::process::Command::new("python3")
+        .arg(root.join("benches/python/rdkit_ecfp.py"))
+        .arg(root.join("datasets/tox21.csv.gz"))
+        .output();
+    let rdkit_seconds = output.ok().filter(|o| o.status.success()).and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let line = text.lines().find(|l| l.starts_with("rdkit:"))?.to_owned();
+        line.split(" in ").nth(1)?.trim_end_matches(" s").trim().parse::<f64>().ok()
+    });
+    let mut out = String::from(
+        "\nECFP4 of Tox21's 7831 SMILES, parse + fingerprint (speed-up = RDKit / ours)\n",
+    );
+    match rdkit_seconds {
+        None => out.push_str("  (no Python with RDKit found: `pip install rdkit` to compare)\n"),
+        Some(rdkit) => out.push_str(&format!("  RDKit from Python, one process: {:.3} s\n", rdkit)),
+    }
+    for m in ours {
+        let seconds = m.nanos / 1e9;
+        let ratio =
+            rdkit_seconds.map_or(String::new(), |r| format!(", {:.1}x faster", r / seconds));
+        out.push_str(&format!("  ours, {} thread(s): {:.3} s{ratio}\n", &m.threads[1..], seconds));
     }
     out
 }
