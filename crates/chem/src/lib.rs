@@ -25,10 +25,15 @@
 //! the same bits. All 7823 Tox21 molecules RDKit accepts match its bits,
 //! and the 8 it rejects are rejected.
 //!
-//! FIXME: Bemis–Murcko scaffolds (for the scaffold splitter) and radical
-//! electrons in the aromaticity model (RDKit subtracts them from an atom's
-//! electron count; no ring atom in Tox21, Delaney or MUV has one) are not
-//! done yet.
+//! Bemis–Murcko scaffolds come with an order-independent key for grouping
+//! molecules by scaffold.
+//!
+//! FIXME: radical electrons are not part of the aromaticity model (RDKit
+//! subtracts them from an atom's electron count); no ring atom in Tox21,
+//! Delaney or MUV has one, so nothing measured depends on it. The scaffold
+//! key is a graph hash, not RDKit's canonical scaffold SMILES: molecules are
+//! grouped the same way, but the key cannot be compared with DeepChem's
+//! strings.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -37,6 +42,7 @@ mod aromaticity;
 mod ecfp;
 mod element;
 mod molecule;
+mod scaffold;
 mod smiles;
 
 pub use ecfp::{
@@ -44,4 +50,5 @@ pub use ecfp::{
 };
 pub use element::{Valence, ValenceTable};
 pub use molecule::{Atom, Bond, BondType, Molecule, ReadOptions};
+pub use scaffold::{Scaffold, murcko_scaffold};
 pub use smiles::{MAX_SMILES_LEN, SmilesError, SmilesErrorKind};

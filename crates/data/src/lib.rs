@@ -6,13 +6,12 @@
 //!
 //! In place: [`read_table`] for plain and gzipped CSV from a file or
 //! standard input, with missing labels as masks, identifier columns and
-//! skipped rows recorded by line; random, index and stratified splitters,
-//! k-fold cross-validation and split files ([`split`]); DeepChem's
-//! balancing weights and per-task target scaling ([`weights`]); batches
+//! skipped rows recorded by line; random, index, stratified and scaffold
+//! splitters, k-fold cross-validation and split files ([`split`]);
+//! DeepChem's balancing weights and per-task target scaling ([`weights`]);
+//! parallel ECFP featurization in input order ([`featurize`]); batches
 //! ([`Batch`], [`Dataset`], [`InMemoryDataset`], [`EpochPlan`]). Still to
-//! come, with the SMILES featurizer of `ferrochem-chem`: parallel
-//! featurization, its cache keyed by file contents and settings, and the
-//! scaffold splitter.
+//! come: the featurization cache keyed by file contents and settings.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -158,6 +158,37 @@ pub fn stratified_split(
     split
 }
 
+/// DeepChem's scaffold split: molecules are grouped by Bemis–Murcko
+/// scaffold (`scaffold_keys[i]` for row `i`, equal keys meaning the same
+/// scaffold), groups are taken largest first (ties: the group whose first
+/// row comes later first, as DeepChem sorts), and each whole group goes to
+/// train while it fits under the train share, else to validation while that
+/// fits, else to test. No scaffold is split between parts.
+pub fn scaffold_split(scaffold_keys: &[u64], fractions: Fractions) -> Split {
+    let mut groups: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (row, &key) in scaffold_keys.iter().enumerate() {
+        groups.entry(key).or_default().push(row);
+    }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+    groups.sort_by(|a, b| (b.len(), b[0]).cmp(&(a.len(), a[0])));
+    let n = scaffold_keys.len() as f64;
+    let (train_cutoff, valid_cutoff) =
+        (fractions.train * n, (fractions.train + fractions.valid) * n);
+    let mut split = Split::default();
+    for group in groups {
+        if (split.train.len() + group.len()) as f64 > train_cutoff {
+            if (split.train.len() + split.valid.len() + group.len()) as f64 > valid_cutoff {
+                split.test.extend(group);
+            } else {
+                split.valid.extend(group);
+            }
+        } else {
+            split.train.extend(group);
+        }
+    }
+    split
+}
+
 /// `k` folds for cross-validation: fold `i` validates on every `k`-th row of
 /// a seeded shuffle, starting at `i`, and trains on the rest; no test part.
 ///
@@ -333,6 +364,17 @@ mod tests {
             (positives(&split.train), positives(&split.valid), positives(&split.test)),
             (40, 5, 5)
         );
+    }
+
+    #[test]
+    fn scaffold_split_keeps_groups_whole_and_largest_first() {
+        // Scaffold 7 has 6 rows, 3 has 2, 5 has 1 and 9 has 1.
+        let keys = [7, 7, 3, 7, 5, 7, 3, 7, 9, 7];
+        let split = scaffold_split(&keys, "0.6,0.2,0.2".parse().unwrap());
+        assert_eq!(split.train, vec![0, 1, 3, 5, 7, 9]);
+        assert_eq!(split.valid, vec![2, 6]);
+        assert_eq!(split.test, vec![8, 4]);
+        assert!(is_partition(&split, 10));
     }
 
     #[test]

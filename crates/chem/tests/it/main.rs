@@ -178,3 +178,24 @@ mod never_panics {
         let _ = Molecule::from_smiles(&rings);
     }
 }
+
+#[test]
+fn murcko_scaffolds_keep_rings_and_linkers() {
+    use ferrochem_chem::murcko_scaffold;
+    let scaffold = |smiles: &str| murcko_scaffold(&Molecule::from_smiles(smiles).unwrap());
+    // Aspirin and salicylic acid share benzene as their scaffold; toluene
+    // too. Biphenyl's differs, and so does diphenylmethane (a linker).
+    let benzene = scaffold("c1ccccc1").key;
+    assert_eq!(scaffold("CC(=O)Oc1ccccc1C(=O)O").key, benzene);
+    assert_eq!(scaffold("Cc1ccccc1").atoms.len(), 6);
+    let biphenyl = scaffold("c1ccccc1-c1ccccc1");
+    assert_ne!(biphenyl.key, benzene);
+    let linked = scaffold("CCc1ccc(Cc2ccccc2)cc1");
+    assert_eq!(linked.atoms.len(), 13);
+    assert_eq!(linked.key, scaffold("c1ccc(Cc2ccccc2)cc1").key);
+    // The ring carbonyl stays; the ring-less molecule has none.
+    assert_eq!(scaffold("O=C1CCCCC1CC").atoms.len(), 7);
+    assert_eq!(scaffold("CCO"), ferrochem_chem::Scaffold { atoms: vec![], key: 0 });
+    // Atom order does not change the key.
+    assert_eq!(scaffold("C1CCC(CC1)c1ccncc1").key, scaffold("c1cc(ccn1)C1CCCCC1").key);
+}
