@@ -115,8 +115,12 @@ fn kekulize(
     }
     let mut matched = vec![false; n];
     let mut chosen = Vec::new();
+    force_matches(&needs_double, &candidates, &mut matched, &mut chosen);
+    let n_open = (0..n).filter(|&a| needs_double[a] && !matched[a]).count();
     let mut budget = 100_000usize;
-    if !match_atoms(&needs_double, &candidates, &mut matched, &mut chosen, &mut budget) {
+    let solvable = n_open <= MAX_SEARCHED_ATOMS
+        && match_atoms(&needs_double, &candidates, &mut matched, &mut chosen, &mut budget);
+    if !solvable {
         let atom = (0..n).find(|&a| needs_double[a] && !matched[a]).unwrap_or(0);
         return Err(SmilesError {
             column: molecule.atoms[atom].position + 1,
@@ -127,6 +131,41 @@ fn kekulize(
         molecule.bonds[b].kind = BondType::Double;
     }
     Ok(())
+}
+
+/// Atoms left for the backtracking search after forced choices; beyond
+/// this the molecule is refused rather than searched (real aromatic systems
+/// leave a few dozen at most).
+const MAX_SEARCHED_ATOMS: usize = 1024;
+
+/// Makes every forced choice: an atom with a single free partner must take
+/// it. This settles chains and most fused systems in linear time, leaving
+/// only even cycles for the search.
+fn force_matches(
+    needs: &[bool],
+    candidates: &[Vec<(usize, usize)>],
+    matched: &mut [bool],
+    chosen: &mut Vec<usize>,
+) {
+    let free_partners = |atom: usize, matched: &[bool]| {
+        candidates[atom].iter().filter(|&&(other, _)| !matched[other]).count()
+    };
+    let mut queue: Vec<usize> = (0..needs.len()).filter(|&a| needs[a]).collect();
+    while let Some(atom) = queue.pop() {
+        if matched[atom] || free_partners(atom, matched) != 1 {
+            continue;
+        }
+        let &(other, bond) =
+            candidates[atom].iter().find(|&&(other, _)| !matched[other]).expect("one free partner");
+        matched[atom] = true;
+        matched[other] = true;
+        chosen.push(bond);
+        for &(next, _) in candidates[other].iter().chain(&candidates[atom]) {
+            if !matched[next] {
+                queue.push(next);
+            }
+        }
+    }
 }
 
 fn match_atoms(

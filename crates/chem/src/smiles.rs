@@ -189,8 +189,14 @@ pub fn parse(smiles: &str) -> Result<WrittenMolecule, SmilesError> {
     if text.len() > MAX_SMILES_LEN {
         return error(start, SmilesErrorKind::TooLong(text.len()));
     }
-    Parser { bytes: text.as_bytes(), offset: start, at: 0, molecule: WrittenMolecule::default() }
-        .run()
+    Parser {
+        bytes: text.as_bytes(),
+        offset: start,
+        at: 0,
+        molecule: WrittenMolecule::default(),
+        bonded: Vec::new(),
+    }
+    .run()
 }
 
 struct Parser<'a> {
@@ -199,6 +205,9 @@ struct Parser<'a> {
     offset: usize,
     at: usize,
     molecule: WrittenMolecule,
+    /// For each atom, the atoms it is bonded to, to refuse a ring bond that
+    /// doubles an existing bond without scanning every bond.
+    bonded: Vec<Vec<usize>>,
 }
 
 struct OpenRing {
@@ -210,6 +219,12 @@ struct OpenRing {
 impl Parser<'_> {
     fn position(&self) -> usize {
         self.offset + self.at
+    }
+
+    fn add_bond(&mut self, a: usize, b: usize, bond: WrittenBond) {
+        self.molecule.bonds.push((a, b, bond));
+        self.bonded[a].push(b);
+        self.bonded[b].push(a);
     }
 
     fn run(mut self) -> Result<WrittenMolecule, SmilesError> {
@@ -302,13 +317,11 @@ impl Parser<'_> {
                                         );
                                     }
                                 };
-                            let already = self.molecule.bonds.iter().any(|&(x, y, _)| {
-                                (x, y) == (open.atom, atom) || (y, x) == (open.atom, atom)
-                            });
+                            let already = self.bonded[atom].contains(&open.atom);
                             if open.atom == atom || already {
                                 return error(here, SmilesErrorKind::BadRingBond(label));
                             }
-                            self.molecule.bonds.push((open.atom, atom, bond));
+                            self.add_bond(open.atom, atom, bond);
                         }
                     }
                 }
@@ -316,9 +329,10 @@ impl Parser<'_> {
                     let atom = self.atom()?;
                     let idx = self.molecule.atoms.len();
                     self.molecule.atoms.push(atom);
+                    self.bonded.push(Vec::new());
                     if let Some(prev) = previous {
                         let bond = pending_bond.take().map_or(WrittenBond::Implicit, |(b, _)| b);
-                        self.molecule.bonds.push((prev, idx, bond));
+                        self.add_bond(prev, idx, bond);
                     }
                     previous = Some(idx);
                 }

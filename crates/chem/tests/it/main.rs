@@ -199,3 +199,15 @@ fn murcko_scaffolds_keep_rings_and_linkers() {
     // Atom order does not change the key.
     assert_eq!(scaffold("C1CCC(CC1)c1ccncc1").key, scaffold("c1cc(ccn1)C1CCCCC1").key);
 }
+
+#[test]
+fn large_inputs_stay_fast() {
+    // A long aromatic chain is settled by forced choices, and many ring
+    // closures do not make ring bonds quadratic.
+    let chain = format!("C{}C", "c".repeat(20_000));
+    let _ = Molecule::from_smiles(&chain);
+    let closures: String = (0..20_000).map(|i| format!("C{}", i % 10)).collect();
+    let _ = Molecule::from_smiles(&closures);
+    let fused = "c1ccc2cc3cc4cc5ccccc5cc4cc3cc2c1";
+    assert!(Molecule::from_smiles(fused).is_ok());
+}
