@@ -3,8 +3,8 @@
 use ferrochem_chem::{EcfpOptions, Molecule, ReadOptions, SmilesError, ecfp_bits, ecfp_counts};
 use rayon::prelude::*;
 
-use crate::error::{DataError, DataErrorKind};
-use crate::table::{Input, read_input_bytes};
+use crate::error::DataError;
+use crate::table::{Input, read_csv};
 
 /// The ECFP bits (ascending) of every SMILES, or why it was rejected, in
 /// input order. Work is spread over rayon's current pool.
@@ -41,38 +41,13 @@ pub fn featurize_counts(
 /// Fails, naming the input, if it cannot be read or parsed, or has no such
 /// column.
 pub fn read_column(input: &Input<'_>, column: &str) -> Result<Vec<(u64, String)>, DataError> {
-    let name = input.display_name();
-    let bytes = read_input_bytes(input)?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes.as_slice());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|err| DataError::new(&name, Some(1), DataErrorKind::Csv(err)))?
-        .iter()
-        .map(|h| h.trim().to_owned())
-        .collect();
-    let idx = header.iter().position(|h| h == column).ok_or_else(|| {
-        DataError::new(
-            &name,
-            Some(1),
-            DataErrorKind::MissingColumn { name: column.to_owned(), available: header.clone() },
-        )
-    })?;
-    let mut cells = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
-                cells.push((line, record.get(idx).unwrap_or("").to_owned()));
-            }
-            Ok(false) => break,
-            Err(err) => {
-                let line = err.position().map(|p| p.line());
-                return Err(DataError::new(&name, line, DataErrorKind::Csv(err)));
-            }
-        }
-    }
-    Ok(cells)
+    let file = read_csv(input)?;
+    let idx = file.column(column)?;
+    Ok(file
+        .records
+        .into_iter()
+        .map(|(line, cells)| (line, cells.get(idx).cloned().unwrap_or_default()))
+        .collect())
 }
 
 #[cfg(test)]

@@ -181,6 +181,60 @@ fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A whole CSV in memory: its trimmed header and every record with its
+/// 1-based line.
+pub(crate) struct CsvFile {
+    pub(crate) name: String,
+    pub(crate) header: Vec<String>,
+    pub(crate) records: Vec<(u64, Vec<String>)>,
+}
+
+impl CsvFile {
+    /// The index of the column named `wanted`.
+    pub(crate) fn column(&self, wanted: &str) -> Result<usize, DataError> {
+        self.header.iter().position(|h| h == wanted).ok_or_else(|| {
+            DataError::new(
+                &self.name,
+                Some(1),
+                DataErrorKind::MissingColumn {
+                    name: wanted.to_owned(),
+                    available: self.header.clone(),
+                },
+            )
+        })
+    }
+}
+
+/// Reads every record of a CSV, rows of any length (the callers judge
+/// ragged rows themselves).
+pub(crate) fn read_csv(input: &Input<'_>) -> Result<CsvFile, DataError> {
+    let name = input.display_name();
+    let bytes = read_input_bytes(input)?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|err| DataError::new(&name, Some(1), DataErrorKind::Csv(err)))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    let mut records = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {
+                let line = record.position().map_or(0, |p| p.line());
+                records.push((line, record.iter().map(str::to_owned).collect()));
+            }
+            Ok(false) => break,
+            Err(err) => {
+                let line = err.position().map(|p| p.line());
+                return Err(DataError::new(&name, line, DataErrorKind::Csv(err)));
+            }
+        }
+    }
+    Ok(CsvFile { name, header, records })
+}
+
 /// Reads a labelled table.
 ///
 /// Empty label cells are missing labels (mask 0). A row whose SMILES cell
@@ -193,42 +247,11 @@ fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
 /// Fails, naming the input, if it cannot be read or parsed as CSV, a named
 /// column is missing, no column can serve as a task, or no row is usable.
 pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, DataError> {
-    let name = input.display_name();
-    let bytes = read_input_bytes(input)?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes.as_slice());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|err| DataError::new(&name, Some(1), DataErrorKind::Csv(err)))?
-        .iter()
-        .map(|h| h.trim().to_owned())
-        .collect();
-    let column = |wanted: &str| {
-        header.iter().position(|h| h == wanted).ok_or_else(|| {
-            DataError::new(
-                &name,
-                Some(1),
-                DataErrorKind::MissingColumn { name: wanted.to_owned(), available: header.clone() },
-            )
-        })
-    };
+    let file = read_csv(input)?;
+    let (name, header, records) = (&file.name, &file.header, &file.records);
+    let column = |wanted: &str| file.column(wanted);
     let smiles_idx = column(&options.smiles_column)?;
     let weights_idx = options.weights_column.as_deref().map(column).transpose()?;
-
-    let mut records = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
-                records.push((line, record.iter().map(str::to_owned).collect::<Vec<String>>()));
-            }
-            Ok(false) => break,
-            Err(err) => {
-                let line = err.position().map(|p| p.line());
-                return Err(DataError::new(&name, line, DataErrorKind::Csv(err)));
-            }
-        }
-    }
 
     let others: Vec<usize> =
         (0..header.len()).filter(|&c| c != smiles_idx && Some(c) != weights_idx).collect();
@@ -242,7 +265,7 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
         None => others.iter().copied().filter(|&c| holds_numbers(c)).collect(),
     };
     if task_idx.is_empty() {
-        return Err(DataError::new(&name, None, DataErrorKind::NoTasks));
+        return Err(DataError::new(name, None, DataErrorKind::NoTasks));
     }
     let identifier_idx: Vec<usize> =
         others.iter().copied().filter(|c| !task_idx.contains(c) && !holds_numbers(*c)).collect();
@@ -306,7 +329,7 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
         let first_problem =
             table.skipped.first().map(|s| format!("line {}: {}", s.line, s.problem));
         return Err(DataError::new(
-            &name,
+            name,
             None,
             DataErrorKind::NoUsableRows { n_skipped: table.skipped.len(), first_problem },
         ));
