@@ -9,14 +9,17 @@
 //! skipped rows recorded by line; random, index, stratified and scaffold
 //! splitters, k-fold cross-validation and split files ([`split`]);
 //! DeepChem's balancing weights and per-task target scaling ([`weights`]);
-//! parallel ECFP featurization in input order ([`featurize`]); batches
-//! ([`Batch`], [`Dataset`], [`InMemoryDataset`], [`EpochPlan`]). Still to
-//! come: the featurization cache keyed by file contents and settings.
+//! parallel ECFP featurization in input order ([`featurize`]) and its cache
+//! keyed by file contents and settings ([`cache`]); the file container of
+//! checkpoints, models and cached features ([`container`]); batches
+//! ([`Batch`], [`Dataset`], [`InMemoryDataset`], [`EpochPlan`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod batch;
+pub mod cache;
+pub mod container;
 mod error;
 pub mod featurize;
 pub mod split;

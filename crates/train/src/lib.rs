@@ -30,7 +30,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod checkpoint;
+/// The container of checkpoint and model files (it lives in the data crate,
+/// which also stores its feature cache in it).
+pub use ferrochem_data::container as checkpoint;
 pub mod metrics;
 mod trainer;
 

@@ -1,11 +1,11 @@
-//! Checkpoint and model files: a small container around a bincode payload,
-//! written atomically.
+//! The file container of checkpoints, models and the featurization cache:
+//! a small header around a bincode payload, written atomically.
 //!
 //! Layout, all integers little-endian:
 //!
 //! | bytes | content |
 //! |---|---|
-//! | 8 | magic: `FCHECKPT` for checkpoints, `FCMODEL\0` for models |
+//! | 8 | magic: `FCHECKPT` checkpoints, `FCMODEL\0` models, `FCFEAT\0\0` cached features |
 //! | 4 | format version (currently 1) |
 //! | 8 | payload length |
 //! | 4 | CRC-32 of the payload |
@@ -31,6 +31,8 @@ pub enum FileKind {
     Checkpoint,
     /// A trained model: configuration and weights only.
     Model,
+    /// Cached fingerprints of a data file.
+    Features,
 }
 
 impl FileKind {
@@ -38,6 +40,7 @@ impl FileKind {
         match self {
             FileKind::Checkpoint => b"FCHECKPT",
             FileKind::Model => b"FCMODEL\0",
+            FileKind::Features => b"FCFEAT\0\0",
         }
     }
 
@@ -45,6 +48,7 @@ impl FileKind {
         match self {
             FileKind::Checkpoint => "checkpoint",
             FileKind::Model => "model",
+            FileKind::Features => "feature cache",
         }
     }
 }
@@ -54,7 +58,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 
-/// Why a checkpoint or model file could not be written or read.
+/// Why a container file could not be written or read.
 #[derive(Debug)]
 pub struct FileError {
     path: PathBuf,

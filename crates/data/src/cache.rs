@@ -1,0 +1,135 @@
+//! A cache of fingerprints keyed by the data file's contents and the
+//! featurizer's settings, so that training twice on one file featurizes it
+//! once.
+//!
+//! The key is the SHA-256 of the file's (decompressed) bytes, the SMILES
+//! column and every featurizer setting, including a version number of the
+//! featurizer itself; any change makes a new key, and stale entries are
+//! never read. A cache file that cannot be read back is ignored (with a
+//! warning) and rewritten.
+
+use std::path::{Path, PathBuf};
+
+use ferrochem_chem::{EcfpOptions, ReadOptions, ValenceTable};
+use sha2::{Digest, Sha256};
+
+use crate::container::{self, FileKind};
+use crate::featurize::featurize_bits;
+
+/// Bumped whenever the featurizer's output can change for the same input.
+pub const FEATURIZER_VERSION: u32 = 1;
+
+/// The fingerprint of every data row, or the reason it was rejected.
+pub type RowFeatures = Vec<Result<Vec<u32>, String>>;
+
+/// Whether the features came from the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Read from a cache file.
+    Hit,
+    /// Computed (and written to the cache, if one is given).
+    Computed,
+}
+
+/// The hexadecimal SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The cache file for these inputs inside `dir`.
+pub fn cache_path(
+    dir: &Path,
+    file_bytes: &[u8],
+    smiles_column: &str,
+    options: EcfpOptions,
+    read: ReadOptions,
+) -> PathBuf {
+    let mut hasher = Sha256::new();
+    hasher.update(file_bytes);
+    let table = match read.valence_table {
+        ValenceTable::Current => "current",
+        ValenceTable::Legacy => "legacy",
+    };
+    let settings = format!(
+        "\0featurizer={FEATURIZER_VERSION};column={smiles_column};radius={};bits={};valences={table}",
+        options.radius, options.n_bits
+    );
+    hasher.update(settings.as_bytes());
+    let key: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("ecfp-{key}.bin"))
+}
+
+/// The fingerprints of `smiles` (the rows of a file whose bytes are
+/// `file_bytes`), from `cache_dir` when it holds them, else computed and
+/// stored there. Without a cache folder they are always computed.
+pub fn featurize_cached(
+    cache_dir: Option<&Path>,
+    file_bytes: &[u8],
+    smiles_column: &str,
+    smiles: &[String],
+    options: EcfpOptions,
+    read: ReadOptions,
+) -> (RowFeatures, CacheOutcome) {
+    let path = cache_dir.map(|dir| cache_path(dir, file_bytes, smiles_column, options, read));
+    if let Some(path) = &path
+        && path.exists()
+    {
+        match container::load::<RowFeatures>(FileKind::Features, path) {
+            Ok(features) if features.len() == smiles.len() => return (features, CacheOutcome::Hit),
+            Ok(_) => log::warn!(
+                "{}: cached features do not match the data; featurizing again",
+                path.display()
+            ),
+            Err(err) => log::warn!("{err}; featurizing again"),
+        }
+    }
+    let features: RowFeatures = featurize_bits(smiles, options, read)
+        .into_iter()
+        .map(|r| r.map_err(|err| err.to_string()))
+        .collect();
+    if let Some(path) = &path {
+        let written = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            .map_err(|err| err.to_string())
+            .and_then(|()| {
+                container::save(FileKind::Features, &features, path).map_err(|err| err.to_string())
+            });
+        match written {
+            Ok(()) => log::debug!("features cached in {}", path.display()),
+            Err(err) => log::warn!("cannot cache features: {err}"),
+        }
+    }
+    (features, CacheOutcome::Computed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_run_hits_and_any_change_misses() {
+        let dir = std::env::temp_dir().join(format!("ferrochem-cache-{}", std::process::id()));
+        let smiles: Vec<String> =
+            ["CCO", "C1CC", "c1ccccc1"].iter().map(|s| s.to_string()).collect();
+        let bytes = b"smiles\nCCO\nC1CC\nc1ccccc1\n";
+        let (options, read) = (EcfpOptions::default(), ReadOptions::default());
+        let run = |bytes: &[u8], options| {
+            featurize_cached(Some(&dir), bytes, "smiles", &smiles, options, read)
+        };
+
+        let (first, outcome) = run(bytes, options);
+        assert_eq!(outcome, CacheOutcome::Computed);
+        assert!(first[1].as_ref().unwrap_err().contains("never closed"));
+        let (second, outcome) = run(bytes, options);
+        assert_eq!((outcome, &second), (CacheOutcome::Hit, &first));
+
+        assert_eq!(run(b"smiles\nCCO\nC1CC\nc1ccccc1\n\n", options).1, CacheOutcome::Computed);
+        assert_eq!(run(bytes, EcfpOptions { n_bits: 2048, ..options }).1, CacheOutcome::Computed);
+
+        // A damaged cache file is ignored and replaced.
+        let path = cache_path(&dir, bytes, "smiles", options, read);
+        std::fs::write(&path, b"garbage").unwrap();
+        assert_eq!(run(bytes, options), (first.clone(), CacheOutcome::Computed));
+        assert_eq!(run(bytes, options).1, CacheOutcome::Hit);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
