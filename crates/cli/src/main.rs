@@ -1,8 +1,9 @@
 //! The `ferrochem` command-line program.
 //!
-//! `featurize` writes the ECFP bits of every SMILES in a CSV. `train`,
-//! `predict` and `eval` are not built yet: the program says so and exits
-//! with status 2 rather than pretending to work.
+//! `train` fits a multitask network on a CSV of SMILES and labels and
+//! writes the model and its reports; `featurize` writes the ECFP bits of
+//! every SMILES in a CSV. `predict` and `eval` are not built yet: the
+//! program says so and exits with status 2 rather than pretending to work.
 
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
@@ -16,6 +17,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use ferrochem_chem::{EcfpOptions, ReadOptions, ValenceTable};
 use ferrochem_data::Input;
+
+mod train;
 use ferrochem_data::featurize::{featurize_bits, read_column};
 
 /// A training step allocates and frees a few dozen matrices of 100 KiB to
@@ -41,8 +44,8 @@ enum Command {
     /// on-bit indices ascending and comma-separated, or `!` and the reason
     /// for a rejected SMILES.
     Featurize(FeaturizeArgs),
-    /// Train a model (not implemented yet).
-    Train,
+    /// Train a multitask network on a CSV of SMILES and labels.
+    Train(Box<train::TrainArgs>),
     /// Apply a trained model (not implemented yet).
     Predict,
     /// Score a trained model on labelled data (not implemented yet).
@@ -95,7 +98,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Featurize(args) => featurize(&args).map(|()| ExitCode::SUCCESS),
-        Command::Train | Command::Predict | Command::Eval => {
+        Command::Train(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Predict | Command::Eval => {
             eprintln!(
                 "ferrochem: this command is not implemented yet; this build has the numeric \
                  foundation, the training library and `featurize` (see README.md)"

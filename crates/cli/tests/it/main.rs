@@ -1,0 +1,128 @@
+//! The `ferrochem` binary end to end on small files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ferrochem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferrochem"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrochem-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Forty molecules, two tasks with some labels missing.
+fn write_small_csv(dir: &Path) -> PathBuf {
+    let smiles = [
+        "CCO",
+        "c1ccccc1",
+        "CC(=O)O",
+        "CCN",
+        "c1ccncc1",
+        "OCC(O)CO",
+        "CCCl",
+        "c1ccc(O)cc1",
+        "CC(C)=O",
+        "C1CCCCC1",
+    ];
+    let mut csv = String::from("smiles,a,b\n");
+    for i in 0..40 {
+        let b = if i % 3 == 0 { String::new() } else { ((i / 2) % 2).to_string() };
+        csv.push_str(&format!("{},{},{}\n", smiles[i % 10], i % 2, b));
+    }
+    csv.push_str("C1CC,1,0\n");
+    let path = dir.join("small.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+#[test]
+fn featurize_writes_a_line_per_row() {
+    let dir = temp_dir("featurize");
+    let input = write_small_csv(&dir);
+    let output = dir.join("bits.tsv");
+    let status =
+        ferrochem().args(["featurize", "-i"]).arg(&input).arg("-o").arg(&output).status().unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 41);
+    assert_eq!(lines[0], "0\t33,80,222,294,386,807");
+    assert!(lines[40].starts_with("40\t!ring bond 1"), "{}", lines[40]);
+}
+
+#[test]
+fn train_writes_model_and_reports() {
+    let dir = temp_dir("train");
+    let input = write_small_csv(&dir);
+    let out = dir.join("run");
+    let result = ferrochem()
+        .args(["train", "--epochs", "3", "--layers", "16", "--batch-size", "8", "--data"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .env("FERROCHEM_CACHE", dir.join("cache"))
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    for file in [
+        "model.bin",
+        "checkpoint.bin",
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "test_predictions.csv",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "train",
+        "valid",
+        "test",
+        "best_epoch",
+        "rows",
+        "rejected",
+        "seed",
+        "dataset_sha256",
+        "featurizer",
+        "version",
+        "commit",
+    ] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}");
+    }
+    assert_eq!(summary["rejected"].as_array().unwrap().len(), 1);
+    assert!(summary["train"]["per_task"]["a"].get("roc_auc").is_some());
+    assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 3);
+
+    // The same seed gives the same model file, byte for byte.
+    let again = dir.join("again");
+    let status = ferrochem()
+        .args(["train", "--epochs", "3", "--layers", "16", "--batch-size", "8", "--data"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&again)
+        .env("FERROCHEM_CACHE", dir.join("cache"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read(out.join("model.bin")).unwrap(),
+        std::fs::read(again.join("model.bin")).unwrap()
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let result = ferrochem()
+        .args(["train", "--data", "/nonexistent.csv", "--out", "/tmp/ferrochem-never"])
+        .output()
+        .unwrap();
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("/nonexistent.csv"), "{stderr}");
+}
