@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use ferrochem_chem::{EcfpOptions, ReadOptions};
-use ferrochem_data::cache::{featurize_cached, sha256_hex};
+use ferrochem_data::cache::featurize_cached;
 use ferrochem_data::split::{
     Fractions, Split, index_split, random_split, read_split_file, scaffold_split,
     split_from_assignments, stratified_split,
@@ -15,7 +15,7 @@ use ferrochem_data::split::{
 use ferrochem_data::weights::{TargetScaling, balanced_weight_matrix, balancing_weights};
 use ferrochem_data::{
     Dataset, Features, InMemoryDataset, Input, Matrix, SparseBinary, Table, TableOptions,
-    read_input_bytes, read_table, select_matrix_rows,
+    read_table, select_matrix_rows,
 };
 use ferrochem_nn::{LearningRate, LossConfig, Multitask, MultitaskConfig, OptimizerConfig};
 use ferrochem_train::metrics::{Metric, PrcArea, Scores, TaskKind, score};
@@ -194,14 +194,13 @@ fn featurize(path: &Path, args: &TrainArgs) -> anyhow::Result<Featurized> {
     if table.skipped.len() > 5 {
         log::warn!("{}: {} rows skipped in all", table.source_name, table.skipped.len());
     }
-    let bytes = read_input_bytes(&input)?;
     let cache_dir = std::env::var_os("FERROCHEM_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ferrochem")));
     let ecfp = EcfpOptions { radius: args.radius, n_bits: args.bits };
     let (features, _) = featurize_cached(
         cache_dir.as_deref(),
-        &bytes,
+        &table.content_sha256,
         &args.smiles_column,
         &table.smiles,
         ecfp,
@@ -229,7 +228,8 @@ fn featurize(path: &Path, args: &TrainArgs) -> anyhow::Result<Featurized> {
     if keep.is_empty() {
         bail!("{}: no SMILES could be read", table.source_name);
     }
-    Ok(Featurized { table: table.select(&keep), bits, rejected, sha256: sha256_hex(&bytes) })
+    let sha256 = table.content_sha256.clone();
+    Ok(Featurized { table: table.select(&keep), bits, rejected, sha256 })
 }
 
 fn weights_column(weights: &str) -> Option<String> {
@@ -291,8 +291,8 @@ fn split_main(f: &Featurized, args: &TrainArgs, classification: bool) -> anyhow:
     })
 }
 
-/// Per-label weights of `f` under the --weights choice, fitted on
-/// `train_rows` of `fit` when balanced.
+/// Per-label weights of `f` under the --weights choice; `balance` holds
+/// the class weights fitted on the training rows.
 fn weights_for(
     f: &Featurized,
     args: &TrainArgs,

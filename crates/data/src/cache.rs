@@ -36,16 +36,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The cache file for these inputs inside `dir`.
+/// The cache file inside `dir` for a file whose contents hash to
+/// `content_sha256` ([`sha256_hex`]) and these settings.
 pub fn cache_path(
     dir: &Path,
-    file_bytes: &[u8],
+    content_sha256: &str,
     smiles_column: &str,
     options: EcfpOptions,
     read: ReadOptions,
 ) -> PathBuf {
     let mut hasher = Sha256::new();
-    hasher.update(file_bytes);
+    hasher.update(content_sha256.as_bytes());
     let table = match read.valence_table {
         ValenceTable::Current => "current",
         ValenceTable::Legacy => "legacy",
@@ -59,18 +60,18 @@ pub fn cache_path(
     dir.join(format!("ecfp-{key}.bin"))
 }
 
-/// The fingerprints of `smiles` (the rows of a file whose bytes are
-/// `file_bytes`), from `cache_dir` when it holds them, else computed and
-/// stored there. Without a cache folder they are always computed.
+/// The fingerprints of `smiles` (the rows of a file whose contents hash to
+/// `content_sha256`), from `cache_dir` when it holds them, else computed
+/// and stored there. Without a cache folder they are always computed.
 pub fn featurize_cached(
     cache_dir: Option<&Path>,
-    file_bytes: &[u8],
+    content_sha256: &str,
     smiles_column: &str,
     smiles: &[String],
     options: EcfpOptions,
     read: ReadOptions,
 ) -> (RowFeatures, CacheOutcome) {
-    let path = cache_dir.map(|dir| cache_path(dir, file_bytes, smiles_column, options, read));
+    let path = cache_dir.map(|dir| cache_path(dir, content_sha256, smiles_column, options, read));
     if let Some(path) = &path
         && path.exists()
     {
@@ -113,7 +114,7 @@ mod tests {
         let bytes = b"smiles\nCCO\nC1CC\nc1ccccc1\n";
         let (options, read) = (EcfpOptions::default(), ReadOptions::default());
         let run = |bytes: &[u8], options| {
-            featurize_cached(Some(&dir), bytes, "smiles", &smiles, options, read)
+            featurize_cached(Some(&dir), &sha256_hex(bytes), "smiles", &smiles, options, read)
         };
 
         let (first, outcome) = run(bytes, options);
@@ -126,7 +127,7 @@ mod tests {
         assert_eq!(run(bytes, EcfpOptions { n_bits: 2048, ..options }).1, CacheOutcome::Computed);
 
         // A damaged cache file is ignored and replaced.
-        let path = cache_path(&dir, bytes, "smiles", options, read);
+        let path = cache_path(&dir, &sha256_hex(bytes), "smiles", options, read);
         std::fs::write(&path, b"garbage").unwrap();
         assert_eq!(run(bytes, options), (first.clone(), CacheOutcome::Computed));
         assert_eq!(run(bytes, options).1, CacheOutcome::Hit);

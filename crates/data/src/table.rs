@@ -90,6 +90,9 @@ pub struct Table {
     pub identifiers: Vec<Identifier>,
     /// Rows left out, with the reason.
     pub skipped: Vec<Skipped>,
+    /// SHA-256 of the file's (decompressed) contents, hexadecimal: the
+    /// identity of the data for caches and reports.
+    pub content_sha256: String,
 }
 
 impl Table {
@@ -125,6 +128,7 @@ impl Table {
                 .map(|id| Identifier { name: id.name.clone(), values: pick(&id.values) })
                 .collect(),
             skipped: Vec::new(),
+            content_sha256: self.content_sha256.clone(),
         }
     }
 }
@@ -185,6 +189,8 @@ fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
 /// 1-based line.
 pub(crate) struct CsvFile {
     pub(crate) name: String,
+    /// SHA-256 of the decompressed bytes, hexadecimal.
+    pub(crate) sha256: String,
     pub(crate) header: Vec<String>,
     pub(crate) records: Vec<(u64, Vec<String>)>,
 }
@@ -232,7 +238,8 @@ pub(crate) fn read_csv(input: &Input<'_>) -> Result<CsvFile, DataError> {
             }
         }
     }
-    Ok(CsvFile { name, header, records })
+    let sha256 = crate::cache::sha256_hex(&bytes);
+    Ok(CsvFile { name, sha256, header, records })
 }
 
 /// Reads a labelled table.
@@ -292,6 +299,7 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
             .map(|&c| Identifier { name: header[c].clone(), values: Vec::new() })
             .collect(),
         skipped: Vec::new(),
+        content_sha256: file.sha256.clone(),
     };
     let (mut targets, mut mask) = (Vec::new(), Vec::new());
     for (row, (line, cells)) in records.iter().enumerate() {
