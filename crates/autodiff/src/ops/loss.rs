@@ -58,12 +58,9 @@ impl<'p, T: Float> Tape<'p, T> {
         check_labels("bce_with_logits", shape, &labels, shape)?;
         let z = self.value(logits).as_slice();
         let y = labels.targets.as_slice();
-        let scale = entry_scale(&labels, reduction);
-        let mut total = T::ZERO;
-        for (idx, &z) in z.iter().enumerate() {
-            let per_entry = z.max(T::ZERO) - z * y[idx] + (-z.abs()).exp().ln_1p();
-            total += scale(idx) * per_entry;
-        }
+        let total = weighted_total(&labels, reduction, |idx| {
+            z[idx].max(T::ZERO) - z[idx] * y[idx] + (-z[idx].abs()).exp().ln_1p()
+        });
         Ok(self.push_op(
             Matrix::scalar(total),
             &[logits],
@@ -92,19 +89,17 @@ impl<'p, T: Float> Tape<'p, T> {
         check_labels("softmax_cross_entropy", shape, &labels, (label_shape.0, 2 * label_shape.1))?;
         let z = self.value(logits).as_slice();
         let y = labels.targets.as_slice();
-        let scale = entry_scale(&labels, reduction);
-        let mut total = T::ZERO;
-        for (idx, &y) in y.iter().enumerate() {
+        let total = weighted_total(&labels, reduction, |idx| {
             let d = z[2 * idx + 1] - z[2 * idx];
-            let per_entry = -(T::ONE - y) * log_sigmoid(-d) - y * log_sigmoid(d);
-            total += scale(idx) * per_entry;
-        }
+            -(T::ONE - y[idx]) * log_sigmoid(-d) - y[idx] * log_sigmoid(d)
+        });
         Ok(self.push_op(
             Matrix::scalar(total),
             &[logits],
             SoftmaxBackward { logits, labels, reduction },
         ))
     }
+
     /// Squared error `ℓ = (p − y)²` on predictions `p`
     /// (`batch_size × n_tasks`), masked and weighted like the other losses.
     ///
@@ -151,11 +146,7 @@ impl<'p, T: Float> Tape<'p, T> {
         check_labels(op, shape, &labels, shape)?;
         let p = self.value(predictions).as_slice();
         let y = labels.targets.as_slice();
-        let scale = entry_scale(&labels, reduction);
-        let mut total = T::ZERO;
-        for (idx, &p) in p.iter().enumerate() {
-            total += scale(idx) * kind.value(p - y[idx]);
-        }
+        let total = weighted_total(&labels, reduction, |idx| kind.value(p[idx] - y[idx]));
         let backward = RegressionBackward { predictions, labels, reduction, kind };
         Ok(self.push_op(Matrix::scalar(total), &[predictions], backward))
     }
@@ -189,6 +180,16 @@ fn check_labels<T: Float>(
         "logits need two columns (negative, positive) per target column"
     };
     require(logits == expected_logits, op, ("logits", logits), ("targets", targets), requirement)
+}
+
+/// `Σ mask · weight · ℓ(entry) / D` over the entries in order.
+fn weighted_total<T: Float>(
+    labels: &Labels<'_, T>,
+    reduction: LossReduction,
+    per_entry: impl Fn(usize) -> T,
+) -> T {
+    let scale = entry_scale(labels, reduction);
+    (0..labels.targets.len()).fold(T::ZERO, |total, idx| total + scale(idx) * per_entry(idx))
 }
 
 /// `mask · weight / D` for each entry, with `D` from `reduction`; all zero
