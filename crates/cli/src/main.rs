@@ -101,8 +101,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Predict | Command::Eval => {
             eprintln!(
-                "ferrochem: this command is not implemented yet; this build has the numeric \
-                 foundation, the training library and `featurize` (see README.md)"
+                "ferrochem: this command is not implemented yet; this build has `train` and \
+                 `featurize` (see README.md)"
             );
             Ok(ExitCode::from(2))
         }
