@@ -1,9 +1,8 @@
 //! The `ferrochem` command-line program.
 //!
 //! `train` fits a multitask network on a CSV of SMILES and labels and
-//! writes the model and its reports; `featurize` writes the ECFP bits of
-//! every SMILES in a CSV. `predict` and `eval` are not built yet: the
-//! program says so and exits with status 2 rather than pretending to work.
+//! writes the model and its reports; `predict` and `eval` apply it;
+//! `featurize` writes the ECFP bits of every SMILES in a CSV.
 
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
@@ -18,6 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ferrochem_chem::{EcfpOptions, ReadOptions, ValenceTable};
 use ferrochem_data::Input;
 
+mod apply;
 mod train;
 use ferrochem_data::featurize::{featurize_bits, read_column};
 
@@ -46,10 +46,10 @@ enum Command {
     Featurize(FeaturizeArgs),
     /// Train a multitask network on a CSV of SMILES and labels.
     Train(Box<train::TrainArgs>),
-    /// Apply a trained model (not implemented yet).
-    Predict,
-    /// Score a trained model on labelled data (not implemented yet).
-    Eval,
+    /// Predict every task for the SMILES of a CSV with a trained model.
+    Predict(apply::PredictArgs),
+    /// Print the metrics of a trained model on a labelled CSV.
+    Eval(apply::EvalArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,13 +99,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Featurize(args) => featurize(&args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Predict | Command::Eval => {
-            eprintln!(
-                "ferrochem: this command is not implemented yet; this build has `train` and \
-                 `featurize` (see README.md)"
-            );
-            Ok(ExitCode::from(2))
-        }
+        Command::Predict(args) => apply::run_predict(&args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => apply::run_eval(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 

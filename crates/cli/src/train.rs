@@ -1,7 +1,6 @@
 //! `ferrochem train`: from a labelled CSV of SMILES to a trained model and
 //! its reports.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -555,37 +554,37 @@ fn print_table(
     valid: Option<&Scores>,
     test: Option<&Scores>,
 ) {
+    let mut columns: Vec<(&str, &Scores)> = vec![("train", train)];
+    columns.extend(valid.map(|v| ("valid", v)));
+    columns.extend(test.map(|t| ("test", t)));
+    print_scores(tasks, kind, &columns);
+}
+
+/// Prints one row per task and a mean row, one column per scored part.
+pub fn print_scores(tasks: &[String], kind: TaskKind, columns: &[(&str, &Scores)]) {
     let metric = if kind == TaskKind::Classification { Metric::RocAuc } else { Metric::Rmse };
-    let cell = |scores: Option<&Scores>, task: Option<usize>| -> String {
-        let value = scores.and_then(|s| match task {
-            Some(t) => s.per_task[t].get(metric),
-            None => s.mean(metric),
-        });
-        value.map_or("-".to_owned(), |v| format!("{v:.4}"))
-    };
-    println!(
-        "{:<24} {:>8} {:>8} {:>8}",
-        format!("task ({})", metric.name()),
-        "train",
-        "valid",
-        "test"
-    );
-    let mut rows: BTreeMap<usize, &String> = BTreeMap::new();
-    rows.extend(tasks.iter().enumerate());
-    for (t, name) in rows {
-        println!(
-            "{:<24} {:>8} {:>8} {:>8}",
-            name,
-            cell(Some(train), Some(t)),
-            cell(valid, Some(t)),
-            cell(test, Some(t))
-        );
+    let width = tasks
+        .iter()
+        .map(|t| t.len())
+        .max()
+        .unwrap_or(4)
+        .max(format!("task ({})", metric.name()).len());
+    let cell = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.4}"));
+    let mut line = format!("{:<width$}", format!("task ({})", metric.name()));
+    for (name, _) in columns {
+        line.push_str(&format!(" {name:>8}"));
     }
-    println!(
-        "{:<24} {:>8} {:>8} {:>8}",
-        "mean",
-        cell(Some(train), None),
-        cell(valid, None),
-        cell(test, None)
-    );
+    println!("{line}");
+    for (t, name) in tasks.iter().enumerate() {
+        let mut line = format!("{name:<width$}");
+        for (_, scores) in columns {
+            line.push_str(&format!(" {:>8}", cell(scores.per_task[t].get(metric))));
+        }
+        println!("{line}");
+    }
+    let mut line = format!("{:<width$}", "mean");
+    for (_, scores) in columns {
+        line.push_str(&format!(" {:>8}", cell(scores.mean(metric))));
+    }
+    println!("{line}");
 }

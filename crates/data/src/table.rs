@@ -242,6 +242,47 @@ pub(crate) fn read_csv(input: &Input<'_>) -> Result<CsvFile, DataError> {
     Ok(CsvFile { name, sha256, header, records })
 }
 
+/// What `predict` reads: every data row's SMILES with its line, and the
+/// identifier columns (those holding no numbers) to carry into the output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmilesRows {
+    /// The input's name, for messages.
+    pub source_name: String,
+    /// `(line, SMILES)` of every data row, in order.
+    pub smiles: Vec<(u64, String)>,
+    /// Columns other than the SMILES one that hold no numbers.
+    pub identifiers: Vec<Identifier>,
+}
+
+/// Reads the SMILES column and the identifier columns of a CSV, keeping
+/// every row (a short row gives empty cells).
+///
+/// # Errors
+///
+/// Fails, naming the input, if it cannot be read or parsed, or has no such
+/// column.
+pub fn read_smiles_rows(input: &Input<'_>, smiles_column: &str) -> Result<SmilesRows, DataError> {
+    let file = read_csv(input)?;
+    let smiles_idx = file.column(smiles_column)?;
+    let cell =
+        |cells: &Vec<String>, c: usize| cells.get(c).map_or(String::new(), |v| v.trim().to_owned());
+    let holds_numbers = |c: usize| {
+        file.records
+            .iter()
+            .any(|(_, cells)| cells.get(c).is_some_and(|v| parse_number(v).is_some()))
+    };
+    let identifiers = (0..file.header.len())
+        .filter(|&c| c != smiles_idx && !holds_numbers(c))
+        .map(|c| Identifier {
+            name: file.header[c].clone(),
+            values: file.records.iter().map(|(_, cells)| cell(cells, c)).collect(),
+        })
+        .collect();
+    let smiles =
+        file.records.iter().map(|(line, cells)| (*line, cell(cells, smiles_idx))).collect();
+    Ok(SmilesRows { source_name: file.name, smiles, identifiers })
+}
+
 /// Reads a labelled table.
 ///
 /// Empty label cells are missing labels (mask 0). A row whose SMILES cell

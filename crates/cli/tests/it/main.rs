@@ -114,6 +114,33 @@ fn train_writes_model_and_reports() {
         std::fs::read(out.join("model.bin")).unwrap(),
         std::fs::read(again.join("model.bin")).unwrap()
     );
+
+    // predict keeps every row, rejected ones with empty values, and eval
+    // prints a table for the labelled file.
+    let predictions = dir.join("predictions.csv");
+    let status = ferrochem()
+        .args(["predict", "--uncertainty", "--model"])
+        .arg(&out)
+        .arg("-i")
+        .arg(&input)
+        .arg("-o")
+        .arg(&predictions)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&predictions).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "smiles,a,b,a_std,b_std");
+    assert_eq!(lines.len(), 42);
+    assert_eq!(lines[41], "C1CC,,,,");
+    let p: f32 = lines[1].split(',').nth(1).unwrap().parse().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+
+    let result =
+        ferrochem().args(["eval", "--model"]).arg(&out).arg("--data").arg(&input).output().unwrap();
+    assert!(result.status.success());
+    let table = String::from_utf8_lossy(&result.stdout);
+    assert!(table.lines().last().unwrap().starts_with("mean"), "{table}");
 }
 
 #[test]
