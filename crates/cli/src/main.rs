@@ -31,7 +31,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Multitask networks on molecular fingerprints.
 #[derive(Debug, Parser)]
-#[command(name = "ferrochem", version, about, long_about = None)]
+#[command(name = "ferrochem", version, about, long_about = None, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,7 +85,14 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_target(false)
         .init();
-    let cli = Cli::parse();
+    let args = match expand_config(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("ferrochem: error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -93,6 +100,56 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Turns `train --config FILE` into flags: each key of the JSON object is a
+/// long flag name with underscores (`learning_rate` is `--learning-rate`),
+/// and its flags go before those of the command line, which therefore
+/// override them.
+fn expand_config(args: Vec<std::ffi::OsString>) -> anyhow::Result<Vec<std::ffi::OsString>> {
+    if args.get(1).and_then(|a| a.to_str()) != Some("train") {
+        return Ok(args);
+    }
+    let mut config_path = None;
+    for (idx, arg) in args.iter().enumerate() {
+        match arg.to_str() {
+            Some("--config") => config_path = args.get(idx + 1).cloned(),
+            Some(other) if other.starts_with("--config=") => {
+                config_path = Some(other["--config=".len()..].into())
+            }
+            _ => {}
+        }
+    }
+    let Some(path) = config_path else { return Ok(args) };
+    let path = PathBuf::from(path);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let config: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a JSON object", path.display()))?;
+    let mut flags: Vec<std::ffi::OsString> = Vec::new();
+    for (key, value) in config {
+        let flag = format!("--{}", key.replace('_', "-"));
+        let text = match value {
+            serde_json::Value::Bool(true) => {
+                flags.push(flag.into());
+                continue;
+            }
+            serde_json::Value::Bool(false) | serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        flags.push(flag.into());
+        flags.push(text.into());
+    }
+    let mut expanded = args[..2].to_vec();
+    expanded.extend(flags);
+    expanded.extend(args[2..].iter().cloned());
+    Ok(expanded)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

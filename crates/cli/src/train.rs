@@ -118,6 +118,11 @@ pub struct TrainArgs {
     /// Continue from DIR/checkpoint.bin.
     #[arg(long)]
     pub resume: bool,
+    /// A JSON object of options, keys being the long flag names with
+    /// underscores (`{"learning_rate": 3e-4, "layers": [2000]}`); flags on
+    /// the command line override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

@@ -144,6 +144,33 @@ fn train_writes_model_and_reports() {
 }
 
 #[test]
+fn config_files_set_options_and_flags_override_them() {
+    let dir = temp_dir("config");
+    let input = write_small_csv(&dir);
+    let config = dir.join("config.json");
+    std::fs::write(&config, r#"{"epochs": 5, "layers": [8, 8], "batch_size": 10, "seed": 3}"#)
+        .unwrap();
+    let out = dir.join("run");
+    let status = ferrochem()
+        .args(["train", "--epochs", "2", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .env("FERROCHEM_CACHE", dir.join("cache"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let resolved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(resolved["epochs"], 2, "the command line wins");
+    assert_eq!(resolved["layers"], serde_json::json!([8, 8]));
+    assert_eq!(resolved["seed"], 3);
+    assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 2);
+}
+
+#[test]
 fn a_missing_file_is_a_clear_error() {
     let result = ferrochem()
         .args(["train", "--data", "/nonexistent.csv", "--out", "/tmp/ferrochem-never"])
