@@ -453,7 +453,24 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let tasks = main.table.task_names.clone();
     let mut metrics_lines = String::new();
+    // One bar over every step of the run; indicatif draws nothing when
+    // stderr is not a terminal, so logs and pipes stay clean.
+    let steps_per_epoch = train.n_rows().div_ceil(args.batch_size.max(1)) as u64;
+    let bar = indicatif::ProgressBar::new(steps_per_epoch * args.epochs as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps, {elapsed} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix("training");
+    bar.set_position(state.global_step());
     let mut on_progress = |progress: Progress<'_>| {
+        if let Progress::Step { loss, .. } = progress {
+            bar.inc(1);
+            bar.set_message(format!("loss {loss:.4}"));
+        }
         if let Progress::Epoch(record) = progress {
             let mut line = json!({
                 "member": 0,
@@ -477,6 +494,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         valid.as_ref().map(|v| v as &dyn Dataset),
         &mut on_progress,
     )?;
+    bar.finish_and_clear();
     let write = |name: &str, bytes: &[u8]| {
         let path = args.out.join(name);
         ferrochem_train::checkpoint::write_atomically(&path, bytes)
