@@ -181,7 +181,6 @@ struct Featurized {
     table: Table,
     bits: Vec<Vec<u32>>,
     rejected: Vec<Value>,
-    sha256: String,
 }
 
 fn featurize(path: &Path, args: &TrainArgs) -> anyhow::Result<Featurized> {
@@ -232,8 +231,7 @@ fn featurize(path: &Path, args: &TrainArgs) -> anyhow::Result<Featurized> {
     if keep.is_empty() {
         bail!("{}: no SMILES could be read", table.source_name);
     }
-    let sha256 = table.content_sha256.clone();
-    Ok(Featurized { table: table.select(&keep), bits, rejected, sha256 })
+    Ok(Featurized { table: table.select(&keep), bits, rejected })
 }
 
 fn weights_column(weights: &str) -> Option<String> {
@@ -559,7 +557,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         "rows": {"train": train.n_rows(), "valid": valid.as_ref().map(|v| v.n_rows()), "test": test.as_ref().map(|(t, _, _)| t.n_rows())},
         "rejected": rejected,
         "seed": args.seed,
-        "dataset_sha256": main.sha256,
+        "dataset_sha256": main.table.content_sha256,
         "featurizer": format!("ecfp radius {} bits {} (RDKit-compatible Morgan)", args.radius, args.bits),
         "version": env!("CARGO_PKG_VERSION"),
         "commit": option_env!("FERROCHEM_COMMIT").unwrap_or("unknown"),

@@ -192,6 +192,26 @@ fn weighted_total<T: Float>(
     (0..labels.targets.len()).fold(T::ZERO, |total, idx| total + scale(idx) * per_entry(idx))
 }
 
+/// Sends `g · mask · weight · ℓ'(entry) / D` back to `var`, for losses whose
+/// entry `idx` depends on the value at `idx` alone.
+fn entry_gradient<'p, T: Float>(
+    ctx: &mut BackwardContext<'_, 'p, T>,
+    var: Var,
+    labels: &Labels<'p, T>,
+    reduction: LossReduction,
+    grad_out: &Matrix<T>,
+    derivative: impl Fn(usize, T) -> T,
+) {
+    let values = ctx.value(var);
+    let scale = entry_scale(labels, reduction);
+    let g = grad_out.as_slice()[0];
+    let mut grad = Matrix::zeros(values.nrows(), values.ncols());
+    for (idx, (d, &v)) in grad.as_mut_slice().iter_mut().zip(values.as_slice()).enumerate() {
+        *d = g * scale(idx) * derivative(idx, v);
+    }
+    ctx.accumulate(var, grad);
+}
+
 /// `mask · weight / D` for each entry, with `D` from `reduction`; all zero
 /// when nothing in the batch is labelled.
 fn entry_scale<'a, T: Float>(
@@ -217,15 +237,10 @@ struct BceBackward<'p, T> {
 impl<'p, T: Float> Backward<'p, T> for BceBackward<'p, T> {
     /// `∂ℓ/∂z = σ(z) − y`, times `g · mask · weight / D`.
     fn backward(&self, ctx: &mut BackwardContext<'_, 'p, T>, grad_out: &Matrix<T>) -> Result<()> {
-        let z = ctx.value(self.logits);
         let y = self.labels.targets.as_slice();
-        let scale = entry_scale(&self.labels, self.reduction);
-        let g = grad_out.as_slice()[0];
-        let mut grad = Matrix::zeros(z.nrows(), z.ncols());
-        for (idx, (d, &z)) in grad.as_mut_slice().iter_mut().zip(z.as_slice()).enumerate() {
-            *d = g * scale(idx) * (sigmoid(z) - y[idx]);
-        }
-        ctx.accumulate(self.logits, grad);
+        entry_gradient(ctx, self.logits, &self.labels, self.reduction, grad_out, |idx, z| {
+            sigmoid(z) - y[idx]
+        });
         Ok(())
     }
 }
@@ -292,15 +307,11 @@ struct RegressionBackward<'p, T> {
 impl<'p, T: Float> Backward<'p, T> for RegressionBackward<'p, T> {
     /// `∂ℓ/∂p = ℓ'(p − y)`, times `g · mask · weight / D`.
     fn backward(&self, ctx: &mut BackwardContext<'_, 'p, T>, grad_out: &Matrix<T>) -> Result<()> {
-        let p = ctx.value(self.predictions);
         let y = self.labels.targets.as_slice();
-        let scale = entry_scale(&self.labels, self.reduction);
-        let g = grad_out.as_slice()[0];
-        let mut grad = Matrix::zeros(p.nrows(), p.ncols());
-        for (idx, (d, &p)) in grad.as_mut_slice().iter_mut().zip(p.as_slice()).enumerate() {
-            *d = g * scale(idx) * self.kind.derivative(p - y[idx]);
-        }
-        ctx.accumulate(self.predictions, grad);
+        let kind = self.kind;
+        entry_gradient(ctx, self.predictions, &self.labels, self.reduction, grad_out, |idx, p| {
+            kind.derivative(p - y[idx])
+        });
         Ok(())
     }
 }
