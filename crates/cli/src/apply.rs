@@ -5,14 +5,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use ferrochem_chem::{EcfpOptions, ReadOptions};
-use ferrochem_data::featurize::featurize_bits;
-use ferrochem_data::{Input, Matrix, SparseBinary, TableOptions, read_smiles_rows, read_table};
-use ferrochem_nn::ModelInput;
+use ferrochem_data::{Input, Matrix, TableOptions, read_smiles_rows, read_table};
 use ferrochem_train::checkpoint::{self, FileKind};
 use ferrochem_train::metrics::{PrcArea, TaskKind, score};
 
-use crate::train::{SavedModel, TaskType, print_scores};
+use crate::train::{MODEL_FORMAT_VERSION, SavedModel, TaskType, input_features, print_scores};
 
 /// Options of `ferrochem predict`.
 #[derive(Debug, clap::Args)]
@@ -50,23 +47,33 @@ pub struct EvalArgs {
 }
 
 fn load(dir: &Path) -> anyhow::Result<SavedModel> {
-    Ok(checkpoint::load(FileKind::Model, &dir.join("model.bin"))?)
+    let path = dir.join("model.bin");
+    let saved: SavedModel = checkpoint::load(FileKind::Model, &path)?;
+    if saved.format_version != MODEL_FORMAT_VERSION {
+        anyhow::bail!(
+            "{}: model format {} is not the {} this build reads; retrain with this version",
+            path.display(),
+            saved.format_version,
+            MODEL_FORMAT_VERSION
+        );
+    }
+    Ok(saved)
 }
 
-/// Predictions for `bits` (one row per molecule), in the original units.
-fn predict(saved: &SavedModel, bits: &[&[u32]]) -> anyhow::Result<Matrix<f32>> {
+/// Mean and spread of the members' predictions for `rows` (see
+/// [`ferrochem_data::featurize::Featurizer::features`]), in the original
+/// units, batch by batch.
+fn predict(saved: &SavedModel, rows: &[&[u32]]) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
     let n_tasks = saved.tasks.len();
-    let mut values = Vec::with_capacity(bits.len() * n_tasks);
-    for chunk in bits.chunks(1024) {
-        let x = SparseBinary::from_rows(saved.bits as usize, chunk.iter().copied())
-            .context("fingerprint bits out of range")?;
-        values.extend_from_slice(saved.model.predict(ModelInput::Sparse(&x))?.as_slice());
+    let mut mean = Vec::with_capacity(rows.len() * n_tasks);
+    let mut spread = Vec::with_capacity(rows.len() * n_tasks);
+    for chunk in rows.chunks(1024) {
+        let features = input_features(saved.fingerprint, saved.bits, chunk)?;
+        let (m, s) = saved.predict(&features)?;
+        mean.extend_from_slice(m.as_slice());
+        spread.extend_from_slice(s.as_slice());
     }
-    let mut predictions = Matrix::from_vec(bits.len(), n_tasks, values);
-    if let Some(scaling) = &saved.scaling {
-        scaling.undo(&mut predictions);
-    }
-    Ok(predictions)
+    Ok((Matrix::from_vec(rows.len(), n_tasks, mean), Matrix::from_vec(rows.len(), n_tasks, spread)))
 }
 
 fn csv_field(value: &str) -> String {
@@ -89,11 +96,10 @@ pub fn run_predict(args: &PredictArgs) -> anyhow::Result<()> {
     let input = if args.input == "-" { Input::Stdin } else { Input::Path(&path) };
     let rows = read_smiles_rows(&input, &args.smiles_column)?;
     let smiles: Vec<String> = rows.smiles.iter().map(|(_, s)| s.clone()).collect();
-    let options = EcfpOptions { radius: saved.radius, n_bits: saved.bits };
-    let features = featurize_bits(&smiles, options, ReadOptions::default());
+    let features = saved.featurizer().features_of_all(&smiles, &|| ());
     let accepted: Vec<&[u32]> =
         features.iter().filter_map(|f| f.as_ref().ok().map(Vec::as_slice)).collect();
-    let predictions = predict(&saved, &accepted)?;
+    let (predictions, spread) = predict(&saved, &accepted)?;
 
     let mut header = vec!["smiles".to_owned()];
     header.extend(rows.identifiers.iter().map(|id| csv_field(&id.name)));
@@ -110,7 +116,7 @@ pub fn run_predict(args: &PredictArgs) -> anyhow::Result<()> {
             Ok(_) => {
                 fields.extend(predictions.row(next).iter().map(|p| p.to_string()));
                 if args.uncertainty {
-                    fields.extend(std::iter::repeat_n("0".to_owned(), saved.tasks.len()));
+                    fields.extend(spread.row(next).iter().map(|s| s.to_string()));
                 }
                 next += 1;
             }
@@ -149,11 +155,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         weights_column: None,
     };
     let table = read_table(&Input::Path(&args.data), &options)?;
-    let features = featurize_bits(
-        &table.smiles,
-        EcfpOptions { radius: saved.radius, n_bits: saved.bits },
-        ReadOptions::default(),
-    );
+    let features = saved.featurizer().features_of_all(&table.smiles, &|| ());
     let keep: Vec<usize> = (0..features.len()).filter(|&i| features[i].is_ok()).collect();
     for (i, feature) in features.iter().enumerate() {
         if let Err(err) = feature {
@@ -163,7 +165,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let table = table.select(&keep);
     let accepted: Vec<&[u32]> =
         features.iter().filter_map(|f| f.as_ref().ok().map(Vec::as_slice)).collect();
-    let predictions = predict(&saved, &accepted)?;
+    let (predictions, _) = predict(&saved, &accepted)?;
     let kind = if saved.task_type == TaskType::Classification {
         TaskKind::Classification
     } else {

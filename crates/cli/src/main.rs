@@ -18,6 +18,7 @@ use ferrochem_chem::{EcfpOptions, ReadOptions, ValenceTable};
 use ferrochem_data::Input;
 
 mod apply;
+mod plots;
 mod train;
 use ferrochem_data::featurize::{featurize_bits, read_column};
 

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use ferrochem_chem::{EcfpOptions, ReadOptions};
-use ferrochem_data::cache::featurize_cached;
+use ferrochem_data::cache::{CacheOutcome, featurize_cached};
+use ferrochem_data::featurize::{Featurizer, Fingerprint};
 use ferrochem_data::split::{
-    Fractions, Split, index_split, random_split, read_split_file, scaffold_split,
+    Fractions, Split, index_split, k_fold, random_split, read_split_file, scaffold_split,
     split_from_assignments, stratified_split,
 };
 use ferrochem_data::weights::{TargetScaling, balanced_weight_matrix, balancing_weights};
@@ -16,11 +17,17 @@ use ferrochem_data::{
     Dataset, Features, InMemoryDataset, Input, Matrix, SparseBinary, Table, TableOptions,
     read_table, select_matrix_rows,
 };
-use ferrochem_nn::{LearningRate, LossConfig, Multitask, MultitaskConfig, OptimizerConfig};
+use ferrochem_nn::{
+    LearningRate, LossConfig, LossReduction, ModelInput, Multitask, MultitaskConfig,
+    OptimizerConfig, Schedule,
+};
+use ferrochem_train::checkpoint::FileKind;
 use ferrochem_train::metrics::{Metric, PrcArea, Scores, TaskKind, score};
 use ferrochem_train::{
-    Control, Progress, TrainConfig, Trainer, TrainingState, labels_of, predict_dataset,
+    Control, EpochRecord, Progress, TrainConfig, Trainer, TrainingState, labels_of,
 };
+
+use crate::plots;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -60,23 +67,42 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     pub radius: u32,
     /// ECFP length.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub bits: u32,
+    /// Count how many environments fold onto each bit instead of marking
+    /// it on (a dense input; slower to train).
+    #[arg(long)]
+    pub counts: bool,
+    /// Cross-validate: train K times, each fold of a seeded K-way partition
+    /// of --data being the test part once, with a tenth of the rest
+    /// validating; one output folder per fold, DIR/fold-1 …, and a summary
+    /// with the mean and spread.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    pub folds: Option<u64>,
     /// Seed of the split, the initialization, the shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Passes over the training data.
     #[arg(long, default_value_t = 30)]
     pub epochs: usize,
-    /// Rows per batch.
-    #[arg(long, default_value_t = 50)]
-    pub batch_size: usize,
+    /// Rows per batch [default: 50, or 100 with --preset deepchem].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Step size of the optimizer.
     #[arg(long, default_value_t = 1e-3)]
     pub learning_rate: f64,
     /// The optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
     pub optimizer: OptimizerArg,
+    /// How the learning rate changes over the run, in epochs: `constant`,
+    /// `cosine` (half a cosine down to zero at the last epoch),
+    /// `exponential:F` (times F each epoch) or `step:E:F` (times F every E
+    /// epochs).
+    #[arg(long, default_value = "constant")]
+    pub schedule: String,
+    /// Linear warm-up of the learning rate over this many steps.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_steps: u64,
     /// Clip the global gradient norm to this value [default: off].
     #[arg(long)]
     pub clip_norm: Option<f64>,
@@ -106,6 +132,17 @@ pub struct TrainArgs {
     /// Smallest change that counts as an improvement.
     #[arg(long, default_value_t = 0.0)]
     pub min_delta: f64,
+    /// Networks trained with different seeds whose predictions are
+    /// averaged; `predict --uncertainty` reports their spread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ensemble_size: u64,
+    /// Start from a published architecture: `deepchem` is DeepChem's
+    /// MultitaskClassifier (weights N(0, 0.02), hidden bias 1, dropout
+    /// before the activation, a two-class softmax per task, the loss
+    /// averaged over every label slot, batch 100); widths, dropout, rates
+    /// and penalties still come from their flags.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// Worker threads [default: RAYON_NUM_THREADS, else all cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -150,6 +187,12 @@ pub enum OptimizerArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    Deepchem,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MetricArg {
     RocAuc,
@@ -163,12 +206,15 @@ pub enum MetricArg {
 pub struct SavedModel {
     /// Layout version of this struct.
     pub format_version: u32,
-    /// The network.
-    pub model: Multitask<f32>,
+    /// The networks of the ensemble (one for a single model); predictions
+    /// are their mean.
+    pub members: Vec<Multitask<f32>>,
     /// ECFP radius and length the model was trained on.
     pub radius: u32,
     /// See `radius`.
     pub bits: u32,
+    /// Bits or counts.
+    pub fingerprint: Fingerprint,
     /// Task names in output order.
     pub tasks: Vec<String>,
     /// Classification or regression.
@@ -177,10 +223,110 @@ pub struct SavedModel {
     pub scaling: Option<TargetScaling>,
 }
 
+/// The layout of [`SavedModel`] this build writes and reads.
+pub const MODEL_FORMAT_VERSION: u32 = 2;
+
+impl SavedModel {
+    /// The featurizer the model was trained with.
+    pub fn featurizer(&self) -> Featurizer {
+        Featurizer {
+            ecfp: EcfpOptions { radius: self.radius, n_bits: self.bits },
+            read: ReadOptions::default(),
+            fingerprint: self.fingerprint,
+        }
+    }
+
+    /// Mean and spread (population standard deviation) over the members of
+    /// the predictions for `features`, in the original units.
+    pub fn predict(&self, features: &Features) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
+        let input = match features {
+            Features::Sparse(x) => ModelInput::Sparse(x),
+            Features::Dense(x) => ModelInput::Dense(x),
+        };
+        let mut each = Vec::with_capacity(self.members.len());
+        for member in &self.members {
+            let mut prediction = member.predict(input)?;
+            if let Some(scaling) = &self.scaling {
+                scaling.undo(&mut prediction);
+            }
+            each.push(prediction);
+        }
+        Ok(mean_and_spread(&each))
+    }
+}
+
+/// Entry-wise mean and population standard deviation of equally shaped
+/// matrices, accumulated in f64 in member order.
+pub fn mean_and_spread(each: &[Matrix<f32>]) -> (Matrix<f32>, Matrix<f32>) {
+    let (nrows, ncols) = (each[0].nrows(), each[0].ncols());
+    let n = each.len() as f64;
+    let mut mean = Matrix::zeros(nrows, ncols);
+    let mut spread = Matrix::zeros(nrows, ncols);
+    for i in 0..nrows * ncols {
+        let m = each.iter().map(|p| f64::from(p.as_slice()[i])).sum::<f64>() / n;
+        let v = each.iter().map(|p| (f64::from(p.as_slice()[i]) - m).powi(2)).sum::<f64>() / n;
+        mean.as_mut_slice()[i] = m as f32;
+        spread.as_mut_slice()[i] = v.sqrt() as f32;
+    }
+    (mean, spread)
+}
+
+/// The model input of rows given as multisets of bit indices (see
+/// [`Featurizer::features`]): sparse binary for bits, dense counts for
+/// counts.
+pub fn input_features(
+    fingerprint: Fingerprint,
+    n_bits: u32,
+    rows: &[&[u32]],
+) -> anyhow::Result<Features> {
+    Ok(match fingerprint {
+        Fingerprint::Bits => Features::Sparse(
+            SparseBinary::from_rows(n_bits as usize, rows.iter().copied())
+                .context("fingerprint bits out of range")?,
+        ),
+        Fingerprint::Counts => {
+            let mut x = Matrix::zeros(rows.len(), n_bits as usize);
+            for (r, bits) in rows.iter().enumerate() {
+                for &bit in *bits {
+                    anyhow::ensure!(bit < n_bits, "fingerprint bit {bit} out of range");
+                    x[(r, bit as usize)] += 1.0;
+                }
+            }
+            Features::Dense(x)
+        }
+    })
+}
+
+/// A featurized input file.
 struct Featurized {
     table: Table,
-    bits: Vec<Vec<u32>>,
+    /// Features of each kept row of `table`.
+    rows: Vec<Vec<u32>>,
     rejected: Vec<Value>,
+}
+
+/// The featurizer `args` ask for.
+fn featurizer_of(args: &TrainArgs) -> Featurizer {
+    Featurizer {
+        ecfp: EcfpOptions { radius: args.radius, n_bits: args.bits },
+        read: ReadOptions::default(),
+        fingerprint: if args.counts { Fingerprint::Counts } else { Fingerprint::Bits },
+    }
+}
+
+/// A bar styled like the others of this program; indicatif draws nothing
+/// when stderr is not a terminal, so logs and pipes stay clean.
+pub fn progress_bar(prefix: &'static str, len: u64, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{prefix:>11}} [{{bar:30}}] {{pos}}/{{len}} {unit}, {{elapsed}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
 }
 
 fn featurize(path: &Path, args: &TrainArgs) -> anyhow::Result<Featurized> {
@@ -200,23 +346,27 @@ fn featurize(path: &Path, args: &TrainArgs) -> anyhow::Result<Featurized> {
     let cache_dir = std::env::var_os("FERROCHEM_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ferrochem")));
-    let ecfp = EcfpOptions { radius: args.radius, n_bits: args.bits };
-    let (features, _) = featurize_cached(
+    let bar = progress_bar("featurizing", table.n_rows() as u64, "molecules");
+    let (features, outcome) = featurize_cached(
         cache_dir.as_deref(),
         &table.content_sha256,
         &args.smiles_column,
         &table.smiles,
-        ecfp,
-        ReadOptions::default(),
+        &featurizer_of(args),
+        &|| bar.inc(1),
     );
+    bar.finish_and_clear();
+    if outcome == CacheOutcome::Hit {
+        log::info!("{}: features read from the cache", table.source_name);
+    }
     let mut keep = Vec::new();
-    let mut bits = Vec::new();
+    let mut rows = Vec::new();
     let mut rejected = Vec::new();
     for (position, result) in features.into_iter().enumerate() {
         match result {
             Ok(b) => {
                 keep.push(position);
-                bits.push(b);
+                rows.push(b);
             }
             Err(reason) => {
                 log::warn!(
@@ -231,7 +381,7 @@ fn featurize(path: &Path, args: &TrainArgs) -> anyhow::Result<Featurized> {
     if keep.is_empty() {
         bail!("{}: no SMILES could be read", table.source_name);
     }
-    Ok(Featurized { table: table.select(&keep), bits, rejected })
+    Ok(Featurized { table: table.select(&keep), rows, rejected })
 }
 
 fn weights_column(weights: &str) -> Option<String> {
@@ -241,15 +391,14 @@ fn weights_column(weights: &str) -> Option<String> {
 /// The rows `rows` of `f` as a data set with the given weights and targets.
 fn dataset(
     f: &Featurized,
-    n_bits: u32,
+    args: &TrainArgs,
     rows: &[usize],
     weights: &Matrix<f32>,
     targets: &Matrix<f32>,
 ) -> anyhow::Result<InMemoryDataset> {
-    let x = SparseBinary::from_rows(n_bits as usize, rows.iter().map(|&r| f.bits[r].as_slice()))
-        .context("fingerprint bits out of range")?;
+    let selected: Vec<&[u32]> = rows.iter().map(|&r| f.rows[r].as_slice()).collect();
     Ok(InMemoryDataset::new(
-        Features::Sparse(x),
+        input_features(featurizer_of(args).fingerprint, args.bits, &selected)?,
         select_matrix_rows(targets, rows),
         select_matrix_rows(weights, rows),
         select_matrix_rows(&f.table.mask, rows),
@@ -291,6 +440,29 @@ fn split_main(f: &Featurized, args: &TrainArgs, classification: bool) -> anyhow:
             scaffold_split(&keys, fractions)
         }
     })
+}
+
+/// The `k` cross-validation splits of `n` rows: fold `i` tests on the
+/// `i`-th part of a seeded partition, and a seeded tenth of the remaining
+/// rows validates, so that the epoch chosen never saw the rows scored.
+fn fold_splits(n: usize, k: usize, seed: u64) -> Vec<Split> {
+    k_fold(n, k, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(fold, split)| {
+            let rest = split.train;
+            let inner = random_split(
+                rest.len(),
+                Fractions { train: 0.9, valid: 0.1, test: 0.0 },
+                seed ^ (fold as u64 + 1),
+            );
+            Split {
+                train: inner.train.iter().map(|&i| rest[i]).collect(),
+                valid: inner.valid.iter().map(|&i| rest[i]).collect(),
+                test: split.valid,
+            }
+        })
+        .collect()
 }
 
 /// Per-label weights of `f` under the --weights choice; `balance` holds
@@ -341,34 +513,59 @@ fn scores_json(scores: &Scores, tasks: &[String], kind: TaskKind) -> Value {
     }
 }
 
-/// Runs `ferrochem train`.
-pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("cannot set the thread count")?;
-    }
-    log::debug!("{} worker threads", rayon::current_num_threads());
-    let classification = args.task_type == TaskType::Classification;
-    let kind = if classification { TaskKind::Classification } else { TaskKind::Regression };
-    let main = featurize(&args.data, args)?;
-    let split = split_main(&main, args, classification)?;
-    let valid_file = args.valid.as_deref().map(|p| featurize(p, args)).transpose()?;
-    let test_file = args.test.as_deref().map(|p| featurize(p, args)).transpose()?;
-    if split.train.is_empty() {
-        bail!("{}: the split leaves no training rows", args.data.display());
-    }
-    log::info!(
-        "{}: {} molecules, {} tasks; {} train, {} valid, {} test",
-        args.data.display(),
-        main.table.n_rows(),
-        main.table.n_tasks(),
-        split.train.len(),
-        valid_file.as_ref().map_or(split.valid.len(), |v| v.table.n_rows()),
-        test_file.as_ref().map_or(split.test.len(), |t| t.table.n_rows())
-    );
+/// The learning rate `args` describe, its schedule counted in epochs of
+/// `steps_per_epoch` steps.
+fn learning_rate(args: &TrainArgs, steps_per_epoch: u64) -> anyhow::Result<LearningRate> {
+    let parts: Vec<&str> = args.schedule.split(':').collect();
+    let number = |text: &str| -> anyhow::Result<f64> {
+        text.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).with_context(|| {
+            format!("--schedule {}: '{text}' is not a positive number", args.schedule)
+        })
+    };
+    let epochs = |text: &str| -> anyhow::Result<u64> {
+        text.parse::<u64>().ok().filter(|&v| v > 0).with_context(|| {
+            format!("--schedule {}: '{text}' is not a whole number of epochs", args.schedule)
+        })
+    };
+    let schedule = match parts.as_slice() {
+        ["constant"] => Schedule::Constant,
+        ["cosine"] => Schedule::Cosine {
+            total_steps: (steps_per_epoch * args.epochs as u64)
+                .saturating_sub(args.warmup_steps)
+                .max(1),
+            min_lr: 0.0,
+        },
+        ["exponential", factor] => {
+            Schedule::Exponential { decay_rate: number(factor)?, decay_steps: steps_per_epoch }
+        }
+        ["step", every, factor] => {
+            Schedule::Step { step_size: epochs(every)? * steps_per_epoch, gamma: number(factor)? }
+        }
+        _ => bail!(
+            "--schedule must be constant, cosine, exponential:F or step:E:F, not '{}'",
+            args.schedule
+        ),
+    };
+    Ok(LearningRate { base: args.learning_rate, schedule, warmup_steps: args.warmup_steps })
+}
 
+/// The data of one training run: its three parts, and where the test rows
+/// came from.
+struct Parts<'f> {
+    train: InMemoryDataset,
+    valid: Option<InMemoryDataset>,
+    test: Option<(InMemoryDataset, &'f Featurized, Vec<usize>)>,
+    scaling: Option<TargetScaling>,
+}
+
+fn build_parts<'f>(
+    args: &TrainArgs,
+    main: &'f Featurized,
+    split: &Split,
+    valid_file: Option<&'f Featurized>,
+    test_file: Option<&'f Featurized>,
+) -> anyhow::Result<Parts<'f>> {
+    let classification = args.task_type == TaskType::Classification;
     // Weights and target scaling are fitted on the training rows only.
     let balance = classification
         .then(|| balancing_weights(&main.table.targets, &main.table.mask, &split.train));
@@ -381,97 +578,332 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
         targets
     };
-    let main_weights = weights_for(&main, args, balance.as_deref())?;
-    let main_targets = scaled(&main);
-    let train = dataset(&main, args.bits, &split.train, &main_weights, &main_targets)?;
-    let part = |f: &Featurized, rows: Vec<usize>| -> anyhow::Result<InMemoryDataset> {
-        dataset(f, args.bits, &rows, &weights_for(f, args, balance.as_deref())?, &scaled(f))
+    let main_weights = weights_for(main, args, balance.as_deref())?;
+    let main_targets = scaled(main);
+    let part = |f: &Featurized| -> anyhow::Result<InMemoryDataset> {
+        dataset(f, args, &all_rows(f), &weights_for(f, args, balance.as_deref())?, &scaled(f))
     };
-    let valid = match &valid_file {
-        Some(v) => Some(part(v, all_rows(v))?),
+    let train = dataset(main, args, &split.train, &main_weights, &main_targets)?;
+    let valid = match valid_file {
+        Some(v) => Some(part(v)?),
         None if !split.valid.is_empty() => {
-            Some(dataset(&main, args.bits, &split.valid, &main_weights, &main_targets)?)
+            Some(dataset(main, args, &split.valid, &main_weights, &main_targets)?)
         }
         None => None,
     };
-    let test = match &test_file {
-        Some(t) => Some((part(t, all_rows(t))?, t, all_rows(t))),
+    let test = match test_file {
+        Some(t) => Some((part(t)?, t, all_rows(t))),
         None if !split.test.is_empty() => Some((
-            dataset(&main, args.bits, &split.test, &main_weights, &main_targets)?,
-            &main,
+            dataset(main, args, &split.test, &main_weights, &main_targets)?,
+            main,
             split.test.clone(),
         )),
         None => None,
     };
+    Ok(Parts { train, valid, test, scaling })
+}
 
-    let n_tasks = main.table.n_tasks();
-    let model_config = MultitaskConfig {
-        hidden_layers: args.layers.clone(),
-        dropout: vec![args.dropout],
-        ..if classification {
-            MultitaskConfig::classifier(args.bits as usize, n_tasks)
-        } else {
-            MultitaskConfig::regressor(args.bits as usize, n_tasks)
+/// A member of the ensemble that has finished training.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct FinishedMember {
+    model: Multitask<f32>,
+    history: Vec<EpochRecord>,
+    best_epoch: Option<usize>,
+}
+
+/// `checkpoint.bin`: the options of the run, the members already trained
+/// and the state of the one in training.
+#[derive(Deserialize)]
+struct RunCheckpoint {
+    options: String,
+    finished: Vec<FinishedMember>,
+    current: Option<TrainingState>,
+}
+
+/// [`RunCheckpoint`] by reference, so that writing one copies nothing.
+#[derive(Serialize)]
+struct RunCheckpointRef<'a> {
+    options: &'a str,
+    finished: &'a [FinishedMember],
+    current: Option<&'a TrainingState>,
+}
+
+/// The options that decide a run's result, as a JSON string: every flag
+/// but the output folder, --resume, --threads and --config.
+fn run_options(args: &TrainArgs) -> anyhow::Result<String> {
+    let mut value = serde_json::to_value(args)?;
+    if let Value::Object(map) = &mut value {
+        for key in ["out", "resume", "threads", "config"] {
+            map.remove(key);
         }
+    }
+    Ok(value.to_string())
+}
+
+/// The seed of ensemble member `member`: the run's seed for the first, so
+/// that an ensemble of one is the plain run, and well-mixed derivations
+/// for the others, so that members of runs with neighbouring seeds do not
+/// coincide.
+fn member_seed(seed: u64, member: u64) -> u64 {
+    if member == 0 {
+        return seed;
+    }
+    // SplitMix64's finalizer over the pair.
+    let mut z = seed ^ member.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The network and training settings of member `member`.
+fn member_setup(
+    args: &TrainArgs,
+    n_tasks: usize,
+    steps_per_epoch: u64,
+    member: u64,
+) -> anyhow::Result<(MultitaskConfig, TrainConfig)> {
+    let classification = args.task_type == TaskType::Classification;
+    let kind = if classification { TaskKind::Classification } else { TaskKind::Regression };
+    let n_features = args.bits as usize;
+    let base = match (args.preset, classification) {
+        (Some(Preset::Deepchem), true) => {
+            MultitaskConfig::deepchem_classifier(n_features, n_tasks, args.dropout)
+        }
+        (Some(Preset::Deepchem), false) => {
+            bail!("--preset deepchem is a classifier; it does not apply to --task-type regression")
+        }
+        (None, true) => MultitaskConfig::classifier(n_features, n_tasks),
+        (None, false) => MultitaskConfig::regressor(n_features, n_tasks),
     };
-    let metric = match args.metric {
-        Some(MetricArg::RocAuc) => Metric::RocAuc,
-        Some(MetricArg::PrcAuc) => Metric::PrcAuc,
-        Some(MetricArg::Rmse) => Metric::Rmse,
-        None if classification => Metric::RocAuc,
-        None => Metric::Rmse,
+    let model =
+        MultitaskConfig { hidden_layers: args.layers.clone(), dropout: vec![args.dropout], ..base };
+    let reduction = match args.preset {
+        Some(Preset::Deepchem) => LossReduction::MeanOverAll,
+        None => LossReduction::MeanOverLabelled,
     };
-    let train_config = TrainConfig {
+    let train = TrainConfig {
         epochs: args.epochs,
-        batch_size: args.batch_size,
-        seed: args.seed,
-        learning_rate: LearningRate::constant(args.learning_rate),
+        batch_size: batch_size(args),
+        seed: member_seed(args.seed, member),
+        learning_rate: learning_rate(args, steps_per_epoch)?,
         optimizer: match args.optimizer {
             OptimizerArg::Adam => OptimizerConfig::adam(),
             OptimizerArg::Adamw => OptimizerConfig::adamw(),
             OptimizerArg::Sgd => OptimizerConfig::sgd(),
         },
         clip_norm: args.clip_norm,
-        loss: LossConfig { l1: args.l1, l2: args.l2, ..LossConfig::default() },
+        loss: LossConfig { reduction, l1: args.l1, l2: args.l2 },
         task_kind: kind,
-        metric,
+        metric: members_metric(args),
         patience: args.patience,
         min_delta: args.min_delta,
         checkpoint_every: args.checkpoint_every,
         ..TrainConfig::default()
     };
+    Ok((model, train))
+}
 
+fn batch_size(args: &TrainArgs) -> usize {
+    args.batch_size.unwrap_or(match args.preset {
+        Some(Preset::Deepchem) => 100,
+        None => 50,
+    })
+}
+
+/// Trains every member of the ensemble, resuming from `DIR/checkpoint.bin`
+/// when asked, and checkpointing into it as it goes.
+fn train_members(
+    args: &TrainArgs,
+    out: &Path,
+    parts: &Parts<'_>,
+    n_tasks: usize,
+    resume: bool,
+) -> anyhow::Result<Vec<FinishedMember>> {
+    let checkpoint = out.join("checkpoint.bin");
+    let options = run_options(args)?;
+    let steps_per_epoch = parts.train.n_rows().div_ceil(batch_size(args).max(1)) as u64;
+    let (mut finished, mut current) = if resume {
+        let saved: RunCheckpoint =
+            ferrochem_train::checkpoint::load(FileKind::Checkpoint, &checkpoint)?;
+        if saved.options != options {
+            bail!(
+                "{}: the checkpoint was made with other options; rerun with the same options, or without --resume to start over",
+                checkpoint.display()
+            );
+        }
+        log::info!(
+            "resuming from {}: {} of {} members trained",
+            checkpoint.display(),
+            saved.finished.len(),
+            args.ensemble_size
+        );
+        (saved.finished, saved.current)
+    } else {
+        (Vec::new(), None)
+    };
+    let total = steps_per_epoch * args.epochs as u64 * args.ensemble_size;
+    let bar = progress_bar("training", total, "steps");
+    // Stops the run after this many steps of this process, as an
+    // interruption would, leaving the checkpoint to resume from: how the
+    // tests interrupt a run at a chosen point.
+    let stop_after: Option<u64> =
+        std::env::var("FERROCHEM_STOP_AFTER_STEPS").ok().and_then(|v| v.parse().ok());
+    let mut steps_taken = 0u64;
+    while (finished.len() as u64) < args.ensemble_size {
+        let member = finished.len() as u64;
+        let mut state = match current.take() {
+            Some(state) => state,
+            None => {
+                let (model, train) = member_setup(args, n_tasks, steps_per_epoch, member)?;
+                TrainingState::new(model.init(member_seed(args.seed, member)), train)
+            }
+        };
+        if args.ensemble_size > 1 {
+            log::info!("member {} of {}", member + 1, args.ensemble_size);
+        }
+        let done_steps = member * steps_per_epoch * args.epochs as u64;
+        bar.set_position(done_steps + state.global_step());
+        let mut on_progress = |progress: Progress<'_>| {
+            if let Progress::Step { loss, .. } = progress {
+                bar.inc(1);
+                bar.set_message(format!("loss {loss:.4}"));
+                steps_taken += 1;
+                if stop_after.is_some_and(|limit| steps_taken >= limit) {
+                    return Control::Stop;
+                }
+            }
+            Control::Continue
+        };
+        let mut save = |state: &TrainingState| {
+            let snapshot =
+                RunCheckpointRef { options: &options, finished: &finished, current: Some(state) };
+            ferrochem_train::checkpoint::save(FileKind::Checkpoint, &snapshot, &checkpoint)
+        };
+        Trainer::run_saving(
+            &mut state,
+            &parts.train,
+            parts.valid.as_ref().map(|v| v as &dyn Dataset),
+            &mut on_progress,
+            &mut save,
+        )?;
+        if !state.is_finished() {
+            bar.abandon();
+            bail!(
+                "stopped after {steps_taken} steps; `--resume` continues from {}",
+                checkpoint.display()
+            );
+        }
+        finished.push(FinishedMember {
+            history: state.history().to_vec(),
+            best_epoch: state.best_epoch(),
+            model: state.into_model(),
+        });
+        let snapshot = RunCheckpointRef { options: &options, finished: &finished, current: None };
+        ferrochem_train::checkpoint::save(FileKind::Checkpoint, &snapshot, &checkpoint)?;
+    }
+    bar.finish_and_clear();
+    Ok(finished)
+}
+
+/// Runs `ferrochem train`.
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("cannot set the thread count")?;
+    }
+    log::debug!("{} worker threads", rayon::current_num_threads());
+    let classification = args.task_type == TaskType::Classification;
+    if args.folds.is_some()
+        && (args.valid.is_some() || args.test.is_some() || args.split_file.is_some())
+    {
+        bail!(
+            "--folds makes its own splits; it cannot be combined with --valid, --test or --split-file"
+        );
+    }
+    let main = featurize(&args.data, args)?;
+    let valid_file = args.valid.as_deref().map(|p| featurize(p, args)).transpose()?;
+    let test_file = args.test.as_deref().map(|p| featurize(p, args)).transpose()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let checkpoint = args.out.join("checkpoint.bin");
-    let mut state = if args.resume {
-        TrainingState::load(&checkpoint)?
-    } else {
-        TrainingState::new(model_config.init(args.seed), train_config)
+    let Some(k) = args.folds else {
+        let split = split_main(&main, args, classification)?;
+        let summary = train_once(
+            args,
+            &args.out,
+            &main,
+            &split,
+            valid_file.as_ref(),
+            test_file.as_ref(),
+            args.resume,
+        )?;
+        print_summary_table(&main.table.task_names, &summary);
+        println!("ferrochem: model and reports in {}", args.out.display());
+        return Ok(());
     };
-    let tasks = main.table.task_names.clone();
-    let mut metrics_lines = String::new();
-    // One bar over every step of the run; indicatif draws nothing when
-    // stderr is not a terminal, so logs and pipes stay clean.
-    let steps_per_epoch = train.n_rows().div_ceil(args.batch_size.max(1)) as u64;
-    let bar = indicatif::ProgressBar::new(steps_per_epoch * args.epochs as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} steps, {elapsed} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let mut fold_summaries = Vec::new();
+    for (fold, split) in fold_splits(main.table.n_rows(), k as usize, args.seed).iter().enumerate()
+    {
+        let dir = args.out.join(format!("fold-{}", fold + 1));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        log::info!("fold {} of {k}", fold + 1);
+        let resume = args.resume && dir.join("checkpoint.bin").exists();
+        fold_summaries.push(train_once(args, &dir, &main, split, None, None, resume)?);
+    }
+    let summary = fold_summary(&fold_summaries, &main.table.task_names, classification);
+    write_file(&args.out, "summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    write_file(&args.out, "config.json", serde_json::to_string_pretty(args)?.as_bytes())?;
+    print_fold_table(&fold_summaries, classification);
+    println!(
+        "ferrochem: {k} folds in {}, summary in {}",
+        args.out.display(),
+        args.out.join("summary.json").display()
     );
-    bar.set_prefix("training");
-    bar.set_position(state.global_step());
-    let mut on_progress = |progress: Progress<'_>| {
-        if let Progress::Step { loss, .. } = progress {
-            bar.inc(1);
-            bar.set_message(format!("loss {loss:.4}"));
-        }
-        if let Progress::Epoch(record) = progress {
+    Ok(())
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    ferrochem_train::checkpoint::write_atomically(&path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Trains one model (every member of its ensemble) on `split` and writes
+/// its files to `out`; returns the summary it wrote.
+fn train_once(
+    args: &TrainArgs,
+    out: &Path,
+    main: &Featurized,
+    split: &Split,
+    valid_file: Option<&Featurized>,
+    test_file: Option<&Featurized>,
+    resume: bool,
+) -> anyhow::Result<Value> {
+    let classification = args.task_type == TaskType::Classification;
+    let kind = if classification { TaskKind::Classification } else { TaskKind::Regression };
+    let parts = build_parts(args, main, split, valid_file, test_file)?;
+    if parts.train.n_rows() == 0 {
+        bail!("{}: the split leaves no training rows", args.data.display());
+    }
+    log::info!(
+        "{}: {} molecules, {} tasks; {} train, {} valid, {} test",
+        args.data.display(),
+        main.table.n_rows(),
+        main.table.n_tasks(),
+        parts.train.n_rows(),
+        parts.valid.as_ref().map_or(0, |v| v.n_rows()),
+        parts.test.as_ref().map_or(0, |(t, _, _)| t.n_rows()),
+    );
+    let tasks = main.table.task_names.clone();
+    let members = train_members(args, out, &parts, tasks.len(), resume)?;
+
+    let mut metrics_lines = String::new();
+    for (member, finished) in members.iter().enumerate() {
+        for record in &finished.history {
             let mut line = json!({
-                "member": 0,
+                "member": member,
                 "epoch": record.epoch + 1,
                 "train_loss": record.train_loss,
                 "train_seconds": record.train_seconds,
@@ -484,101 +916,249 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             metrics_lines.push_str(&line.to_string());
             metrics_lines.push('\n');
         }
-        Control::Continue
-    };
-    Trainer::with_checkpoints(&checkpoint).run(
-        &mut state,
-        &train,
-        valid.as_ref().map(|v| v as &dyn Dataset),
-        &mut on_progress,
-    )?;
-    bar.finish_and_clear();
-    let write = |name: &str, bytes: &[u8]| {
-        let path = args.out.join(name);
-        ferrochem_train::checkpoint::write_atomically(&path, bytes)
-            .with_context(|| format!("cannot write {}", path.display()))
-    };
-    write("metrics.jsonl", metrics_lines.as_bytes())?;
+    }
+    write_file(out, "metrics.jsonl", metrics_lines.as_bytes())?;
 
-    let model = state.model().clone();
     let saved = SavedModel {
-        format_version: 1,
-        model,
+        format_version: MODEL_FORMAT_VERSION,
+        members: members.iter().map(|m| m.model.clone()).collect(),
         radius: args.radius,
         bits: args.bits,
+        fingerprint: featurizer_of(args).fingerprint,
         tasks: tasks.clone(),
         task_type: args.task_type,
-        scaling: scaling.clone(),
+        scaling: parts.scaling.clone(),
     };
-    ferrochem_train::checkpoint::save(
-        ferrochem_train::checkpoint::FileKind::Model,
-        &saved,
-        &args.out.join("model.bin"),
-    )?;
-    write("config.json", serde_json::to_string_pretty(args)?.as_bytes())?;
+    ferrochem_train::checkpoint::save(FileKind::Model, &saved, &out.join("model.bin"))?;
+    write_file(out, "config.json", serde_json::to_string_pretty(args)?.as_bytes())?;
 
-    // Scores in the original units (regression) for every part.
-    let evaluate = |data: &InMemoryDataset| -> anyhow::Result<Scores> {
-        let mut predictions = predict_dataset(state.model(), data, 1024)?;
+    // Scores of the ensemble's mean prediction, in the original units.
+    let evaluate = |data: &InMemoryDataset| -> anyhow::Result<(Scores, Matrix<f32>)> {
+        let (predictions, _) = saved.predict(data.features())?;
         let (mut targets, mask) = labels_of(data);
-        if let Some(scaling) = &scaling {
-            scaling.undo(&mut predictions);
+        if let Some(scaling) = &parts.scaling {
             scaling.undo(&mut targets);
         }
-        Ok(score(&predictions, &targets, &mask, kind, PrcArea::AveragePrecision))
+        let scores = score(&predictions, &targets, &mask, kind, PrcArea::AveragePrecision);
+        Ok((scores, predictions))
     };
-    let train_scores = evaluate(&train)?;
-    let valid_scores = valid.as_ref().map(&evaluate).transpose()?;
-    let test_scores = test.as_ref().map(|(t, _, _)| evaluate(t)).transpose()?;
-    if let Some((test_data, source, rows)) = &test {
-        let mut predictions = predict_dataset(state.model(), test_data, 1024)?;
-        if let Some(scaling) = &scaling {
-            scaling.undo(&mut predictions);
-        }
-        let mut csv = format!("smiles,{}\n", tasks.join(","));
+    let (train_scores, _) = evaluate(&parts.train)?;
+    let valid_scores = parts.valid.as_ref().map(&evaluate).transpose()?.map(|(s, _)| s);
+    let mut test_scores = None;
+    if let Some((test_data, source, rows)) = &parts.test {
+        let (scores, predictions) = evaluate(test_data)?;
+        test_scores = Some(scores);
+        let mut csv = format!(
+            "smiles,{}\n",
+            tasks.iter().map(|t| csv_field(t)).collect::<Vec<_>>().join(",")
+        );
         for (i, &row) in rows.iter().enumerate() {
             let values: Vec<String> = predictions.row(i).iter().map(|p| p.to_string()).collect();
             csv.push_str(&format!(
-                "\"{}\",{}\n",
-                source.table.smiles[row].replace('"', "\"\""),
+                "{},{}\n",
+                csv_field(&source.table.smiles[row]),
                 values.join(",")
             ));
         }
-        write("test_predictions.csv", csv.as_bytes())?;
+        write_file(out, "test_predictions.csv", csv.as_bytes())?;
+        if classification {
+            let (targets, mask) = labels_of(test_data);
+            let svg = plots::roc_curves(&tasks, &predictions, &targets, &mask)?;
+            write_file(out, "roc_test.svg", svg.as_bytes())?;
+        }
     }
+    let histories: Vec<&[EpochRecord]> = members.iter().map(|m| m.history.as_slice()).collect();
+    let metric = members_metric(args);
+    let svg = plots::training_curves(&histories, metric)?;
+    write_file(out, "training.svg", svg.as_bytes())?;
 
     let mut rejected: Vec<Value> = main.rejected.clone();
     rejected.extend(valid_file.iter().chain(test_file.iter()).flat_map(|f| f.rejected.clone()));
+    let best_epochs: Vec<Option<usize>> =
+        members.iter().map(|m| m.best_epoch.map(|e| e + 1)).collect();
     let summary = json!({
         "train": scores_json(&train_scores, &tasks, kind),
         "valid": valid_scores.as_ref().map(|s| scores_json(s, &tasks, kind)),
         "test": test_scores.as_ref().map(|s| scores_json(s, &tasks, kind)),
-        "best_epoch": state.best_epoch().map(|e| e + 1),
-        "rows": {"train": train.n_rows(), "valid": valid.as_ref().map(|v| v.n_rows()), "test": test.as_ref().map(|(t, _, _)| t.n_rows())},
+        "best_epoch": if best_epochs.len() == 1 { json!(best_epochs[0]) } else { json!(best_epochs) },
+        "rows": {
+            "train": parts.train.n_rows(),
+            "valid": parts.valid.as_ref().map(|v| v.n_rows()),
+            "test": parts.test.as_ref().map(|(t, _, _)| t.n_rows()),
+            "rejected": rejected.len(),
+            "skipped": main.table.skipped.len()
+                + valid_file.iter().chain(test_file.iter()).map(|f| f.table.skipped.len()).sum::<usize>(),
+        },
         "rejected": rejected,
         "seed": args.seed,
         "dataset_sha256": main.table.content_sha256,
-        "featurizer": format!("ecfp radius {} bits {} (RDKit-compatible Morgan)", args.radius, args.bits),
+        "featurizer": format!(
+            "ecfp radius {} bits {} {} (RDKit-compatible Morgan)",
+            args.radius,
+            args.bits,
+            if args.counts { "counts" } else { "bits" }
+        ),
         "version": env!("CARGO_PKG_VERSION"),
-        "commit": option_env!("FERROCHEM_COMMIT").unwrap_or("unknown"),
+        "commit": env!("FERROCHEM_COMMIT"),
     });
-    write("summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    print_table(&tasks, kind, &train_scores, valid_scores.as_ref(), test_scores.as_ref());
-    println!("ferrochem: model and reports in {}", args.out.display());
-    Ok(())
+    write_file(out, "summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    Ok(summary)
 }
 
-fn print_table(
-    tasks: &[String],
-    kind: TaskKind,
-    train: &Scores,
-    valid: Option<&Scores>,
-    test: Option<&Scores>,
-) {
-    let mut columns: Vec<(&str, &Scores)> = vec![("train", train)];
-    columns.extend(valid.map(|v| ("valid", v)));
-    columns.extend(test.map(|t| ("test", t)));
-    print_scores(tasks, kind, &columns);
+/// The validation metric members were selected on.
+fn members_metric(args: &TrainArgs) -> Metric {
+    match args.metric {
+        Some(MetricArg::RocAuc) => Metric::RocAuc,
+        Some(MetricArg::PrcAuc) => Metric::PrcAuc,
+        Some(MetricArg::Rmse) => Metric::Rmse,
+        None if args.task_type == TaskType::Classification => Metric::RocAuc,
+        None => Metric::Rmse,
+    }
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// The mean scores of the parts of a summary, by part name.
+fn headline_keys(classification: bool) -> [&'static str; 2] {
+    if classification { ["mean_roc_auc", "mean_prc_auc"] } else { ["mean_rmse", "mean_r2"] }
+}
+
+/// `summary.json` of a cross-validation: each fold's summary, and the mean
+/// and standard deviation over folds of every headline and per-task score
+/// of each part.
+fn fold_summary(folds: &[Value], tasks: &[String], classification: bool) -> Value {
+    let stats = |values: Vec<f64>| -> Value {
+        if values.is_empty() {
+            return Value::Null;
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        json!({"mean": mean, "std": std})
+    };
+    let task_keys: &[&str] =
+        if classification { &["roc_auc", "prc_auc"] } else { &["rmse", "mae", "r2"] };
+    let mut parts = serde_json::Map::new();
+    for part in ["train", "valid", "test"] {
+        let mut entry = serde_json::Map::new();
+        let mut keys = headline_keys(classification).to_vec();
+        if !classification {
+            keys.push("mean_mae");
+        }
+        for key in keys {
+            entry.insert(
+                key.to_owned(),
+                stats(folds.iter().filter_map(|f| f[part][key].as_f64()).collect()),
+            );
+        }
+        let mut per_task = serde_json::Map::new();
+        for task in tasks {
+            let mut scores = serde_json::Map::new();
+            for key in task_keys {
+                scores.insert(
+                    (*key).to_owned(),
+                    stats(
+                        folds
+                            .iter()
+                            .filter_map(|f| f[part]["per_task"][task][key].as_f64())
+                            .collect(),
+                    ),
+                );
+            }
+            per_task.insert(task.clone(), Value::Object(scores));
+        }
+        entry.insert("per_task".to_owned(), Value::Object(per_task));
+        parts.insert(part.to_owned(), Value::Object(entry));
+    }
+    let first = &folds[0];
+    json!({
+        "folds": folds,
+        "mean_over_folds": parts,
+        "seed": first["seed"],
+        "dataset_sha256": first["dataset_sha256"],
+        "featurizer": first["featurizer"],
+        "version": first["version"],
+        "commit": first["commit"],
+    })
+}
+
+fn print_fold_table(folds: &[Value], classification: bool) {
+    let keys = headline_keys(classification);
+    println!(
+        "{:<6} {:>14} {:>14} {:>14} {:>14}",
+        "fold",
+        format!("valid {}", &keys[0][5..]),
+        format!("test {}", &keys[0][5..]),
+        format!("valid {}", &keys[1][5..]),
+        format!("test {}", &keys[1][5..])
+    );
+    let cell = |v: &Value| v.as_f64().map_or("-".to_owned(), |v| format!("{v:.4}"));
+    let mut columns: [Vec<f64>; 4] = Default::default();
+    for (i, fold) in folds.iter().enumerate() {
+        let values = [
+            &fold["valid"][keys[0]],
+            &fold["test"][keys[0]],
+            &fold["valid"][keys[1]],
+            &fold["test"][keys[1]],
+        ];
+        for (column, value) in columns.iter_mut().zip(values) {
+            column.extend(value.as_f64());
+        }
+        println!(
+            "{:<6} {:>14} {:>14} {:>14} {:>14}",
+            i + 1,
+            cell(values[0]),
+            cell(values[1]),
+            cell(values[2]),
+            cell(values[3])
+        );
+    }
+    let mut line = format!("{:<6}", "mean");
+    for column in &columns {
+        let n = column.len().max(1) as f64;
+        let mean = column.iter().sum::<f64>() / n;
+        let std = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        line.push_str(&format!(" {:>14}", format!("{mean:.4} ± {std:.4}")));
+    }
+    println!("{line}");
+}
+
+/// The per-task table of a run's summary.
+fn print_summary_table(tasks: &[String], summary: &Value) {
+    let regression = summary["train"].get("mean_rmse").is_some();
+    let (task_key, mean_key, label) = if regression {
+        ("rmse", "mean_rmse", "rmse")
+    } else {
+        ("roc_auc", "mean_roc_auc", "roc-auc")
+    };
+    let parts: Vec<&str> =
+        ["train", "valid", "test"].into_iter().filter(|p| !summary[*p].is_null()).collect();
+    let header = format!("task ({label})");
+    let width = tasks.iter().map(|t| t.len()).max().unwrap_or(4).max(header.len());
+    let cell = |v: &Value| v.as_f64().map_or("-".to_owned(), |v| format!("{v:.4}"));
+    let mut line = format!("{header:<width$}");
+    for part in &parts {
+        line.push_str(&format!(" {part:>8}"));
+    }
+    println!("{line}");
+    for task in tasks {
+        let mut line = format!("{task:<width$}");
+        for part in &parts {
+            line.push_str(&format!(" {:>8}", cell(&summary[*part]["per_task"][task][task_key])));
+        }
+        println!("{line}");
+    }
+    let mut line = format!("{:<width$}", "mean");
+    for part in &parts {
+        line.push_str(&format!(" {:>8}", cell(&summary[*part][mean_key])));
+    }
+    println!("{line}");
 }
 
 /// Prints one row per task and a mean row, one column per scored part.

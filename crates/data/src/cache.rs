@@ -10,16 +10,17 @@
 
 use std::path::{Path, PathBuf};
 
-use ferrochem_chem::{EcfpOptions, ReadOptions, ValenceTable};
+use ferrochem_chem::ValenceTable;
 use sha2::{Digest, Sha256};
 
 use crate::container::{self, FileKind};
-use crate::featurize::featurize_bits;
+use crate::featurize::{Featurizer, Fingerprint};
 
 /// Bumped whenever the featurizer's output can change for the same input.
 pub const FEATURIZER_VERSION: u32 = 1;
 
-/// The fingerprint of every data row, or the reason it was rejected.
+/// The features of every data row (see [`Featurizer::features`]), or the
+/// reason it was rejected.
 pub type RowFeatures = Vec<Result<Vec<u32>, String>>;
 
 /// Whether the features came from the cache.
@@ -42,18 +43,21 @@ pub fn cache_path(
     dir: &Path,
     content_sha256: &str,
     smiles_column: &str,
-    options: EcfpOptions,
-    read: ReadOptions,
+    featurizer: &Featurizer,
 ) -> PathBuf {
     let mut hasher = Sha256::new();
     hasher.update(content_sha256.as_bytes());
-    let table = match read.valence_table {
+    let table = match featurizer.read.valence_table {
         ValenceTable::Current => "current",
         ValenceTable::Legacy => "legacy",
     };
+    let fingerprint = match featurizer.fingerprint {
+        Fingerprint::Bits => "bits",
+        Fingerprint::Counts => "counts",
+    };
     let settings = format!(
-        "\0featurizer={FEATURIZER_VERSION};column={smiles_column};radius={};bits={};valences={table}",
-        options.radius, options.n_bits
+        "\0featurizer={FEATURIZER_VERSION};column={smiles_column};radius={};bits={};valences={table};fingerprint={fingerprint}",
+        featurizer.ecfp.radius, featurizer.ecfp.n_bits
     );
     hasher.update(settings.as_bytes());
     let key: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
@@ -63,15 +67,16 @@ pub fn cache_path(
 /// The fingerprints of `smiles` (the rows of a file whose contents hash to
 /// `content_sha256`), from `cache_dir` when it holds them, else computed
 /// and stored there. Without a cache folder they are always computed.
+/// `progress` is told of each molecule featurized (not of cache hits).
 pub fn featurize_cached(
     cache_dir: Option<&Path>,
     content_sha256: &str,
     smiles_column: &str,
     smiles: &[String],
-    options: EcfpOptions,
-    read: ReadOptions,
+    featurizer: &Featurizer,
+    progress: &(dyn Fn() + Sync),
 ) -> (RowFeatures, CacheOutcome) {
-    let path = cache_dir.map(|dir| cache_path(dir, content_sha256, smiles_column, options, read));
+    let path = cache_dir.map(|dir| cache_path(dir, content_sha256, smiles_column, featurizer));
     if let Some(path) = &path
         && path.exists()
     {
@@ -84,7 +89,8 @@ pub fn featurize_cached(
             Err(err) => log::warn!("{err}; featurizing again"),
         }
     }
-    let features: RowFeatures = featurize_bits(smiles, options, read)
+    let features: RowFeatures = featurizer
+        .features_of_all(smiles, progress)
         .into_iter()
         .map(|r| r.map_err(|err| err.to_string()))
         .collect();
@@ -105,6 +111,7 @@ pub fn featurize_cached(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrochem_chem::EcfpOptions;
 
     #[test]
     fn a_second_run_hits_and_any_change_misses() {
@@ -112,9 +119,9 @@ mod tests {
         let smiles: Vec<String> =
             ["CCO", "C1CC", "c1ccccc1"].iter().map(|s| s.to_string()).collect();
         let bytes = b"smiles\nCCO\nC1CC\nc1ccccc1\n";
-        let (options, read) = (EcfpOptions::default(), ReadOptions::default());
-        let run = |bytes: &[u8], options| {
-            featurize_cached(Some(&dir), &sha256_hex(bytes), "smiles", &smiles, options, read)
+        let options = Featurizer::default();
+        let run = |bytes: &[u8], options: Featurizer| {
+            featurize_cached(Some(&dir), &sha256_hex(bytes), "smiles", &smiles, &options, &|| ())
         };
 
         let (first, outcome) = run(bytes, options);
@@ -124,10 +131,15 @@ mod tests {
         assert_eq!((outcome, &second), (CacheOutcome::Hit, &first));
 
         assert_eq!(run(b"smiles\nCCO\nC1CC\nc1ccccc1\n\n", options).1, CacheOutcome::Computed);
-        assert_eq!(run(bytes, EcfpOptions { n_bits: 2048, ..options }).1, CacheOutcome::Computed);
+        let longer = Featurizer { ecfp: EcfpOptions { n_bits: 2048, radius: 2 }, ..options };
+        assert_eq!(run(bytes, longer).1, CacheOutcome::Computed);
+        let counts = Featurizer { fingerprint: Fingerprint::Counts, ..options };
+        let (counted, outcome) = run(bytes, counts);
+        assert_eq!(outcome, CacheOutcome::Computed);
+        assert!(counted[0].as_ref().unwrap().len() >= first[0].as_ref().unwrap().len());
 
         // A damaged cache file is ignored and replaced.
-        let path = cache_path(&dir, &sha256_hex(bytes), "smiles", options, read);
+        let path = cache_path(&dir, &sha256_hex(bytes), "smiles", &options);
         std::fs::write(&path, b"garbage").unwrap();
         assert_eq!(run(bytes, options), (first.clone(), CacheOutcome::Computed));
         assert_eq!(run(bytes, options).1, CacheOutcome::Hit);

@@ -2,6 +2,7 @@
 
 use ferrochem_chem::{EcfpOptions, Molecule, ReadOptions, SmilesError, ecfp_bits, ecfp_counts};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
 use crate::table::{Input, read_csv};
@@ -18,6 +19,70 @@ pub fn featurize_bits(
         .with_min_len(64)
         .map(|s| Molecule::from_smiles_with(s, read).map(|m| ecfp_bits(&m, options)))
         .collect()
+}
+
+/// Which fingerprint a row becomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fingerprint {
+    /// Which bits are on (RDKit's `GetMorganFingerprintAsBitVect`).
+    #[default]
+    Bits,
+    /// How many environments fold onto each bit (RDKit's
+    /// `GetHashedMorganFingerprint`).
+    Counts,
+}
+
+/// Everything that decides a row's features: the ECFP settings, how
+/// SMILES are read, and bits or counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Featurizer {
+    /// Radius and length.
+    pub ecfp: EcfpOptions,
+    /// How SMILES are read (the valence table).
+    pub read: ReadOptions,
+    /// Bits or counts.
+    pub fingerprint: Fingerprint,
+}
+
+impl Featurizer {
+    /// The features of one SMILES as a multiset of bit indices, ascending:
+    /// each on bit once for [`Fingerprint::Bits`], each bit as many times as
+    /// its count for [`Fingerprint::Counts`]. One representation for both
+    /// keeps the cache and the batch builders single.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the SMILES is rejected.
+    pub fn features(&self, smiles: &str) -> Result<Vec<u32>, SmilesError> {
+        let molecule = Molecule::from_smiles_with(smiles, self.read)?;
+        Ok(match self.fingerprint {
+            Fingerprint::Bits => ecfp_bits(&molecule, self.ecfp),
+            Fingerprint::Counts => ecfp_counts(&molecule, self.ecfp)
+                .into_iter()
+                .flat_map(|(bit, count)| std::iter::repeat_n(bit, count as usize))
+                .collect(),
+        })
+    }
+
+    /// [`Featurizer::features`] of every SMILES in input order, spread over
+    /// rayon's current pool; `progress` is told of each finished molecule,
+    /// from whichever thread finished it.
+    pub fn features_of_all(
+        &self,
+        smiles: &[String],
+        progress: &(dyn Fn() + Sync),
+    ) -> Vec<Result<Vec<u32>, SmilesError>> {
+        smiles
+            .par_iter()
+            .with_min_len(64)
+            .map(|s| {
+                let features = self.features(s);
+                progress();
+                features
+            })
+            .collect()
+    }
 }
 
 /// Like [`featurize_bits`], with the count of each bit.

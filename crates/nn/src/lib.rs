@@ -52,6 +52,7 @@ mod model;
 mod optim;
 mod schedule;
 
+pub use ferrochem_autodiff::LossReduction;
 pub use init::Init;
 pub use layer::{Dense, LayerInput};
 pub use model::{

@@ -386,6 +386,35 @@ impl Trainer {
         valid: Option<&dyn Dataset>,
         progress: &mut dyn FnMut(Progress<'_>) -> Control,
     ) -> Result<(), TrainError> {
+        let path = self.checkpoint_path.as_deref();
+        Self::run_saving(state, train, valid, progress, &mut |state| match path {
+            Some(path) => {
+                state.save(path)?;
+                log::trace!(
+                    "checkpoint written to {} at step {}",
+                    path.display(),
+                    state.global_step
+                );
+                Ok(())
+            }
+            None => Ok(()),
+        })
+    }
+
+    /// Like [`Trainer::run`], but each checkpoint is handed to `save`
+    /// instead of being written to a file, so that a caller can keep it
+    /// with state of its own (an ensemble keeps its finished members).
+    ///
+    /// # Errors
+    ///
+    /// As [`Trainer::run`]; an error from `save` ends the run.
+    pub fn run_saving(
+        state: &mut TrainingState,
+        train: &dyn Dataset,
+        valid: Option<&dyn Dataset>,
+        progress: &mut dyn FnMut(Progress<'_>) -> Control,
+        save: &mut dyn FnMut(&TrainingState) -> Result<(), FileError>,
+    ) -> Result<(), TrainError> {
         for data in std::iter::once(train).chain(valid) {
             check_fits(state.model(), data)?;
         }
@@ -423,26 +452,18 @@ impl Trainer {
                     .checkpoint_every
                     .is_some_and(|every| every > 0 && state.global_step.is_multiple_of(every));
                 if due || control == Control::Stop {
-                    self.checkpoint(state)?;
+                    save(state)?;
                 }
                 if control == Control::Stop {
                     return Ok(());
                 }
             }
             let record = finish_epoch(state, valid, epoch_started);
-            self.checkpoint(state)?;
+            save(state)?;
             let control = progress(Progress::Epoch(&record));
             if control == Control::Stop {
                 return Ok(());
             }
-        }
-        Ok(())
-    }
-
-    fn checkpoint(&self, state: &TrainingState) -> Result<(), FileError> {
-        if let Some(path) = &self.checkpoint_path {
-            state.save(path)?;
-            log::trace!("checkpoint written to {} at step {}", path.display(), state.global_step);
         }
         Ok(())
     }

@@ -180,3 +180,154 @@ fn a_missing_file_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("/nonexistent.csv"), "{stderr}");
 }
+
+fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
+    ferrochem()
+        .args(["train", "--epochs", "3", "--layers", "16", "--batch-size", "8", "--data"])
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .env("FERROCHEM_CACHE", cache)
+        .output()
+        .unwrap()
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
+    let dir = temp_dir("ensemble");
+    let input = write_small_csv(&dir);
+    let cache = dir.join("cache");
+    let whole = dir.join("whole");
+    let result = train_small(&input, &whole, &cache, &["--ensemble-size", "3"]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let summary = read_json(&whole.join("summary.json"));
+    assert_eq!(summary["best_epoch"].as_array().unwrap().len(), 3);
+    let metrics = std::fs::read_to_string(whole.join("metrics.jsonl")).unwrap();
+    let members: Vec<u64> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["member"].as_u64().unwrap())
+        .collect();
+    assert_eq!(members, [0, 0, 0, 1, 1, 1, 2, 2, 2]);
+    for plot in ["training.svg", "roc_test.svg"] {
+        let svg = std::fs::read_to_string(whole.join(plot)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{plot}");
+    }
+
+    // Interrupted in the middle of the second member (3 batches an epoch,
+    // 9 a member), then resumed: the same model, byte for byte.
+    let split = dir.join("split");
+    let stopped = ferrochem()
+        .args(["train", "--epochs", "3", "--layers", "16", "--batch-size", "8", "--data"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&split)
+        .args(["--ensemble-size", "3"])
+        .env("FERROCHEM_CACHE", &cache)
+        .env("FERROCHEM_STOP_AFTER_STEPS", "13")
+        .output()
+        .unwrap();
+    assert!(!stopped.status.success());
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("--resume"));
+    assert!(!split.join("model.bin").exists());
+    let resumed = train_small(&input, &split, &cache, &["--ensemble-size", "3", "--resume"]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(
+        std::fs::read(whole.join("model.bin")).unwrap(),
+        std::fs::read(split.join("model.bin")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(whole.join("metrics.jsonl")).unwrap().lines().count(),
+        std::fs::read_to_string(split.join("metrics.jsonl")).unwrap().lines().count()
+    );
+
+    // Resuming under other options is refused.
+    let other =
+        train_small(&input, &split, &cache, &["--ensemble-size", "3", "--resume", "--seed", "9"]);
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("other options"));
+
+    // The members disagree somewhere, and predict says by how much.
+    let predictions = dir.join("predictions.csv");
+    let status = ferrochem()
+        .args(["predict", "--uncertainty", "--model"])
+        .arg(&whole)
+        .arg("-i")
+        .arg(&input)
+        .arg("-o")
+        .arg(&predictions)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&predictions).unwrap();
+    let spread: f64 = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(3).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    assert!(spread > 0.0, "{text}");
+}
+
+#[test]
+fn folds_write_a_run_per_fold_and_their_mean() {
+    let dir = temp_dir("folds");
+    let input = write_small_csv(&dir);
+    let out = dir.join("cv");
+    let result = train_small(&input, &out, &dir.join("cache"), &["--folds", "3"]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let summary = read_json(&out.join("summary.json"));
+    let folds = summary["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 3);
+    let test_rows: u64 = folds.iter().map(|f| f["rows"]["test"].as_u64().unwrap()).sum();
+    assert_eq!(test_rows, 40, "every accepted row is tested once");
+    for fold in 1..=3 {
+        assert!(out.join(format!("fold-{fold}/model.bin")).exists());
+    }
+    let mean = summary["mean_over_folds"]["test"]["mean_roc_auc"]["mean"].as_f64().unwrap();
+    let by_hand =
+        folds.iter().map(|f| f["test"]["mean_roc_auc"].as_f64().unwrap()).sum::<f64>() / 3.0;
+    assert!((mean - by_hand).abs() < 1e-12);
+    let table = String::from_utf8_lossy(&result.stdout);
+    assert!(table.contains("±"), "{table}");
+}
+
+#[test]
+fn counts_the_deepchem_preset_and_schedules_train() {
+    let dir = temp_dir("variants");
+    let input = write_small_csv(&dir);
+    let cache = dir.join("cache");
+    for (name, extra) in [
+        ("counts", &["--counts"][..]),
+        ("deepchem", &["--preset", "deepchem"][..]),
+        ("cosine", &["--schedule", "cosine", "--warmup-steps", "2"][..]),
+        ("step", &["--schedule", "step:1:0.5"][..]),
+    ] {
+        let out = dir.join(name);
+        let result = train_small(&input, &out, &cache, extra);
+        assert!(result.status.success(), "{name}: {}", String::from_utf8_lossy(&result.stderr));
+        let predict = ferrochem()
+            .args(["predict", "--model"])
+            .arg(&out)
+            .arg("-i")
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(predict.status.success(), "{name}");
+        assert_eq!(String::from_utf8_lossy(&predict.stdout).lines().count(), 42, "{name}");
+    }
+    let rates: Vec<f64> = std::fs::read_to_string(dir.join("step/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["learning_rate"].as_f64().unwrap()
+        })
+        .collect();
+    assert_eq!(rates, [0.001, 0.0005, 0.00025], "the rate halves at each epoch boundary");
+    let bad = train_small(&input, &dir.join("bad"), &cache, &["--schedule", "linear"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--schedule"));
+}
