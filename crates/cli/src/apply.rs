@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use ferrochem_data::{Input, Matrix, TableOptions, read_smiles_rows, read_table};
+use ferrochem_data::container::AtomicFile;
+use ferrochem_data::stream::SmilesStream;
+use ferrochem_data::{Input, Matrix, TableOptions, read_table};
 use ferrochem_train::checkpoint::{self, FileKind};
 use ferrochem_train::metrics::{PrcArea, TaskKind, score};
 
@@ -84,65 +86,111 @@ fn csv_field(value: &str) -> String {
     }
 }
 
-/// Runs `ferrochem predict`.
-///
-/// FIXME: the whole input is read, featurized and predicted before the
-/// output is written, so memory grows with the input instead of staying
-/// bounded; streaming it in chunks of rows is the way, and needs the CSV
-/// reader to hand out records incrementally.
+/// Where `predict` writes: standard output as it goes, or a file that
+/// appears whole when the run succeeds.
+enum Output<'a> {
+    Stdout(std::io::BufWriter<std::io::StdoutLock<'a>>),
+    File(AtomicFile),
+}
+
+impl Output<'_> {
+    /// Flushes standard output, or puts the file in place.
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(mut out) => out.flush(),
+            Output::File(file) => file.commit(),
+        }
+    }
+}
+
+impl Write for Output<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Stdout(out) => out.write(buf),
+            Output::File(file) => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(out) => out.flush(),
+            Output::File(file) => file.flush(),
+        }
+    }
+}
+
+/// Rows featurized and predicted at a time by `predict`: what bounds its
+/// memory, whatever the size of the input.
+const PREDICT_CHUNK_ROWS: usize = 4096;
+
+/// Runs `ferrochem predict`, a chunk of rows at a time: read, featurize
+/// (in parallel), predict, write, so memory stays bounded by the chunk and
+/// the output of a pipe flows as the input does.
 pub fn run_predict(args: &PredictArgs) -> anyhow::Result<()> {
     let saved = load(&args.model)?;
     let path = PathBuf::from(&args.input);
     let input = if args.input == "-" { Input::Stdin } else { Input::Path(&path) };
-    let rows = read_smiles_rows(&input, &args.smiles_column)?;
-    let smiles: Vec<String> = rows.smiles.iter().map(|(_, s)| s.clone()).collect();
-    let features = saved.featurizer().features_of_all(&smiles, &|| ());
-    let accepted: Vec<&[u32]> =
-        features.iter().filter_map(|f| f.as_ref().ok().map(Vec::as_slice)).collect();
-    let (predictions, spread) = predict(&saved, &accepted)?;
+    let mut stream = SmilesStream::open(&input, &args.smiles_column)?;
+    let featurizer = saved.featurizer();
+    let mut output = match args.output.as_deref() {
+        None | Some("-") => Output::Stdout(std::io::BufWriter::new(std::io::stdout().lock())),
+        Some(file) => Output::File(
+            AtomicFile::create(Path::new(file)).with_context(|| format!("cannot write {file}"))?,
+        ),
+    };
+    let out_name = args.output.as_deref().filter(|o| *o != "-").unwrap_or("standard output");
+    let write_error = |err: std::io::Error| anyhow::anyhow!("cannot write {out_name}: {err}");
 
     let mut header = vec!["smiles".to_owned()];
-    header.extend(rows.identifiers.iter().map(|id| csv_field(&id.name)));
+    header.extend(stream.identifier_names().iter().map(|id| csv_field(id)));
     header.extend(saved.tasks.iter().map(|t| csv_field(t)));
     if args.uncertainty {
         header.extend(saved.tasks.iter().map(|t| csv_field(&format!("{t}_std"))));
     }
-    let mut out = header.join(",") + "\n";
-    let mut next = 0;
-    for (row, feature) in features.iter().enumerate() {
-        let mut fields = vec![csv_field(&smiles[row])];
-        fields.extend(rows.identifiers.iter().map(|id| csv_field(&id.values[row])));
-        match feature {
-            Ok(_) => {
-                fields.extend(predictions.row(next).iter().map(|p| p.to_string()));
-                if args.uncertainty {
-                    fields.extend(spread.row(next).iter().map(|s| s.to_string()));
+    writeln!(output, "{}", header.join(",")).map_err(write_error)?;
+    let (mut n_rows, mut n_rejected) = (0usize, 0usize);
+    loop {
+        let chunk = stream.next_chunk(PREDICT_CHUNK_ROWS)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let smiles: Vec<String> = chunk.iter().map(|r| r.smiles.clone()).collect();
+        let features = featurizer.features_of_all(&smiles, &|| ());
+        let accepted: Vec<&[u32]> =
+            features.iter().filter_map(|f| f.as_ref().ok().map(Vec::as_slice)).collect();
+        let (predictions, spread) = predict(&saved, &accepted)?;
+        let mut next = 0;
+        let mut text = String::with_capacity(chunk.len() * 160);
+        for (record, feature) in chunk.iter().zip(&features) {
+            let mut fields = vec![csv_field(&record.smiles)];
+            fields.extend(record.identifiers.iter().map(|v| csv_field(v)));
+            match feature {
+                Ok(_) => {
+                    fields.extend(predictions.row(next).iter().map(|p| p.to_string()));
+                    if args.uncertainty {
+                        fields.extend(spread.row(next).iter().map(|s| s.to_string()));
+                    }
+                    next += 1;
                 }
-                next += 1;
+                Err(err) => {
+                    log::warn!(
+                        "{}:{}: SMILES rejected, predictions left empty: {err}",
+                        stream.source_name(),
+                        record.line
+                    );
+                    n_rejected += 1;
+                    let n_empty = saved.tasks.len() * if args.uncertainty { 2 } else { 1 };
+                    fields.extend(std::iter::repeat_n(String::new(), n_empty));
+                }
             }
-            Err(err) => {
-                log::warn!(
-                    "{}:{}: SMILES rejected, predictions left empty: {err}",
-                    rows.source_name,
-                    rows.smiles[row].0
-                );
-                let n_empty = saved.tasks.len() * if args.uncertainty { 2 } else { 1 };
-                fields.extend(std::iter::repeat_n(String::new(), n_empty));
-            }
+            text.push_str(&fields.join(","));
+            text.push('\n');
         }
-        out.push_str(&fields.join(","));
-        out.push('\n');
+        n_rows += chunk.len();
+        output.write_all(text.as_bytes()).map_err(write_error)?;
     }
-    match args.output.as_deref() {
-        None | Some("-") => std::io::stdout()
-            .lock()
-            .write_all(out.as_bytes())
-            .context("cannot write to standard output")?,
-        Some(file) => {
-            ferrochem_train::checkpoint::write_atomically(Path::new(file), out.as_bytes())
-                .with_context(|| format!("cannot write {file}"))?
-        }
-    }
+    output.finish().map_err(write_error)?;
+    log::info!("{}: {n_rows} rows predicted, {n_rejected} rejected", stream.source_name());
     Ok(())
 }
 

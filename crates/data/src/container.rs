@@ -245,6 +245,77 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// A file written in pieces that appears at its path whole or not at all:
+/// the bytes go to a temporary file beside it, and [`AtomicFile::commit`]
+/// flushes, syncs and renames it into place. Dropped without a commit, the
+/// temporary file is removed and whatever was at the path stays.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: PathBuf,
+    temporary: PathBuf,
+    writer: Option<std::io::BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing the file that will be at `path`.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the temporary file cannot be created.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let file = File::create(&temporary)?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            temporary,
+            writer: Some(std::io::BufWriter::with_capacity(1 << 16, file)),
+        })
+    }
+
+    /// Puts the finished file at its path.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the data cannot be flushed, synced or renamed; the path
+    /// then keeps its old contents.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let writer = self.writer.take().expect("an uncommitted file has its writer");
+        let file = writer.into_inner().map_err(|err| err.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&self.temporary, &self.path)?;
+        if let Some(dir) = self.path.parent()
+            && let Ok(dir) =
+                File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+        {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writer.as_mut().expect("an uncommitted file has its writer").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.as_mut().expect("an uncommitted file has its writer").flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +361,24 @@ mod tests {
         );
         let missing = load::<u8>(FileKind::Model, &dir.join("absent.bin")).unwrap_err();
         assert!(matches!(missing.kind(), FileErrorKind::Io(_)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_atomic_file_appears_only_when_committed() {
+        let dir = std::env::temp_dir().join(format!("ferrochem-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.csv");
+        std::fs::write(&path, b"old").unwrap();
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(b"new").unwrap();
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(b"new").unwrap();
+        file.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,6 +23,7 @@ pub mod container;
 mod error;
 pub mod featurize;
 pub mod split;
+pub mod stream;
 mod table;
 pub mod weights;
 

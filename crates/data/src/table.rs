@@ -435,7 +435,7 @@ fn parse_row(
 }
 
 /// A finite number, or `None`.
-fn parse_number(cell: &str) -> Option<f32> {
+pub(crate) fn parse_number(cell: &str) -> Option<f32> {
     let value: f64 = cell.trim().parse().ok()?;
     value.is_finite().then_some(value as f32)
 }

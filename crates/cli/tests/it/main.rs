@@ -331,3 +331,44 @@ fn counts_the_deepchem_preset_and_schedules_train() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--schedule"));
 }
+
+#[test]
+fn predict_streams_a_long_pipe_in_order() {
+    let dir = temp_dir("stream");
+    let input = write_small_csv(&dir);
+    let out = dir.join("run");
+    let result = train_small(&input, &out, &dir.join("cache"), &[]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    // More rows than one chunk, with an identifier column and a bad SMILES.
+    let mut csv = String::from("id,smiles\n");
+    for i in 0..9000 {
+        let smiles = if i == 7000 { "C1CC".to_owned() } else { "C".repeat(1 + i % 7) };
+        csv.push_str(&format!("m{i},{smiles}\n"));
+    }
+    let mut child = ferrochem()
+        .args(["predict", "--model"])
+        .arg(&out)
+        .args(["-i", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(csv.as_bytes()).unwrap();
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "smiles,id,a,b");
+    assert_eq!(lines.len(), 9001);
+    for (i, line) in lines[1..].iter().enumerate() {
+        assert!(line.split(',').nth(1) == Some(&format!("m{i}")[..]), "row {i}: {line}");
+    }
+    assert_eq!(lines[7001], "C1CC,m7000,,");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("<stdin>:7002"));
+}
