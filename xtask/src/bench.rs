@@ -49,7 +49,116 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     let measurements = collect(&target.join("criterion"))?;
     print!("{}", render(&measurements));
     print!("{}", rdkit_comparison(&measurements));
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    if filter.is_none_or(|f| "epoch".contains(f.as_str()) || f.contains("epoch")) {
+        print!("{}", epoch_comparison(&target)?);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Rounds of the epoch comparison; each round runs ours and PyTorch on one
+/// and two threads, back to back, and the fastest epoch of all rounds
+/// counts, so a noisy neighbour in one round does not decide the ratio.
+const EPOCH_ROUNDS: usize = 2;
+
+/// One Tox21 training epoch (6258 molecules, batch 50, 1024 → 1000 → 12,
+/// dropout, Adam) through `ferrochem train`, beside the same network in
+/// PyTorch (`benches/python/torch_epoch.py`) when `python3` can import
+/// torch; both train on the same fingerprints.
+fn epoch_comparison(target: &Path) -> Result<String, String> {
+    let root = project_root();
+    let mut build = cargo();
+    build.args(["build", "--quiet", "--release", "--package", "ferrochem"]);
+    if run_status(build)? != ExitCode::SUCCESS {
+        return Err("cannot build ferrochem".to_owned());
+    }
+    let work = target.join("xtask-bench");
+    std::fs::create_dir_all(&work).map_err(|err| format!("{}: {err}", work.display()))?;
+    let ferrochem =
+        target.join("release").join(format!("ferrochem{}", std::env::consts::EXE_SUFFIX));
+    let data = root.join("datasets/tox21.csv.gz");
+    let features = work.join("tox21_ecfp4.tsv");
+    let status = std::process::Command::new(&ferrochem)
+        .args(["featurize", "-i"])
+        .arg(&data)
+        .arg("-o")
+        .arg(&features)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|err| format!("cannot start {}: {err}", ferrochem.display()))?;
+    if !status.success() {
+        return Err("ferrochem featurize failed".to_owned());
+    }
+    let ours = |threads: usize| -> Result<f64, String> {
+        let out = work.join(format!("epoch-t{threads}"));
+        let status = std::process::Command::new(&ferrochem)
+            .args(["train", "--epochs", "4", "--threads", &threads.to_string()])
+            // The network of the comparison, whatever the defaults are.
+            .args(["--layers", "1000", "--dropout", "0.25", "--batch-size", "50"])
+            .args(["--optimizer", "adam", "--learning-rate", "1e-3", "--l2", "0"])
+            .args(["--ensemble-size", "1", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .env("FERROCHEM_CACHE", work.join("cache"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|err| format!("cannot start {}: {err}", ferrochem.display()))?;
+        if !status.success() {
+            return Err("ferrochem train failed".to_owned());
+        }
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl"))
+            .map_err(|err| format!("{}: {err}", out.display()))?;
+        metrics
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok()?["train_seconds"].as_f64())
+            .reduce(f64::min)
+            .ok_or_else(|| "metrics.jsonl has no epochs".to_owned())
+    };
+    let torch = |threads: usize| -> Option<f64> {
+        let output = std::process::Command::new("python3")
+            .arg(root.join("benches/python/torch_epoch.py"))
+            .arg(&features)
+            .arg(&data)
+            .args(["--threads", &threads.to_string(), "--epochs", "3"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let line = text.lines().find(|l| l.starts_with("torch: epoch "))?;
+        line["torch: epoch ".len()..].split(' ').next()?.parse().ok()
+    };
+    let mut best: BTreeMap<usize, (f64, Option<f64>)> = BTreeMap::new();
+    for _ in 0..EPOCH_ROUNDS {
+        for threads in [1, 2] {
+            let (ours, torch) = (ours(threads)?, torch(threads));
+            let entry = best.entry(threads).or_insert((f64::INFINITY, None));
+            entry.0 = entry.0.min(ours);
+            entry.1 = match (entry.1, torch) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    let mut out = String::from(
+        "\nOne Tox21 training epoch, 6258 molecules, batch 50, 1024 -> 1000 -> 12, dropout, Adam\n\
+         (fastest epoch of each side over the rounds; speed-up = PyTorch / ours)\n",
+    );
+    for (threads, (ours, torch)) in best {
+        match torch {
+            Some(torch) => out.push_str(&format!(
+                "  t{threads}: ours {:.3} s, PyTorch {:.3} s, {:.1}x faster\n",
+                ours,
+                torch,
+                torch / ours
+            )),
+            None => out.push_str(&format!(
+                "  t{threads}: ours {ours:.3} s (no Python with torch found: `pip install torch` to compare)\n"
+            )),
+        }
+    }
+    Ok(out)
 }
 
 fn collect(root: &Path) -> Result<Vec<Measurement>, String> {

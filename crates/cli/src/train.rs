@@ -896,6 +896,12 @@ fn train_once(
         parts.valid.as_ref().map_or(0, |v| v.n_rows()),
         parts.test.as_ref().map_or(0, |(t, _, _)| t.n_rows()),
     );
+    if parts.scaling.is_some() {
+        log::info!(
+            "targets are standardized for training: the epoch log's validation errors are in \
+             standard deviations, metrics.jsonl and summary.json in the data's units"
+        );
+    }
     let tasks = main.table.task_names.clone();
     let members = train_members(args, out, &parts, tasks.len(), resume)?;
 
@@ -911,7 +917,8 @@ fn train_once(
                 "learning_rate": record.learning_rate,
             });
             if let Some(valid) = &record.valid {
-                line["valid"] = scores_json(valid, &tasks, kind);
+                line["valid"] =
+                    scores_json(&in_data_units(valid, parts.scaling.as_ref()), &tasks, kind);
             }
             metrics_lines.push_str(&line.to_string());
             metrics_lines.push('\n');
@@ -976,10 +983,8 @@ fn train_once(
     rejected.extend(valid_file.iter().chain(test_file.iter()).flat_map(|f| f.rejected.clone()));
     let best_epochs: Vec<Option<usize>> =
         members.iter().map(|m| m.best_epoch.map(|e| e + 1)).collect();
-    let summary = json!({
+    let mut summary = json!({
         "train": scores_json(&train_scores, &tasks, kind),
-        "valid": valid_scores.as_ref().map(|s| scores_json(s, &tasks, kind)),
-        "test": test_scores.as_ref().map(|s| scores_json(s, &tasks, kind)),
         "best_epoch": if best_epochs.len() == 1 { json!(best_epochs[0]) } else { json!(best_epochs) },
         "rows": {
             "train": parts.train.n_rows(),
@@ -1001,8 +1006,27 @@ fn train_once(
         "version": env!("CARGO_PKG_VERSION"),
         "commit": env!("FERROCHEM_COMMIT"),
     });
+    // A part that was not scored is left out rather than written as null.
+    if let Some(scores) = &valid_scores {
+        summary["valid"] = scores_json(scores, &tasks, kind);
+    }
+    if let Some(scores) = &test_scores {
+        summary["test"] = scores_json(scores, &tasks, kind);
+    }
     write_file(out, "summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)
+}
+
+/// Regression scores computed on standardized targets, in the data's
+/// units: errors scale with each task's spread, R² does not change.
+fn in_data_units(scores: &Scores, scaling: Option<&TargetScaling>) -> Scores {
+    let Some(scaling) = scaling else { return scores.clone() };
+    let mut scores = scores.clone();
+    for (task, std) in scores.per_task.iter_mut().zip(&scaling.std) {
+        task.rmse = task.rmse.map(|v| v * std);
+        task.mae = task.mae.map(|v| v * std);
+    }
+    scores
 }
 
 /// The validation metric members were selected on.

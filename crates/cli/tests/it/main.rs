@@ -372,3 +372,18 @@ fn predict_streams_a_long_pipe_in_order() {
     assert_eq!(lines[7001], "C1CC,m7000,,");
     assert!(String::from_utf8_lossy(&output.stderr).contains("<stdin>:7002"));
 }
+
+#[test]
+fn with_valid_and_no_test_everything_trains_and_nothing_is_tested() {
+    let dir = temp_dir("valid-only");
+    let input = write_small_csv(&dir);
+    let out = dir.join("run");
+    let result =
+        train_small(&input, &out, &dir.join("cache"), &["--valid", input.to_str().unwrap()]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let summary = read_json(&out.join("summary.json"));
+    assert!(summary.get("test").is_none(), "{summary}");
+    assert!(summary.get("valid").is_some());
+    assert_eq!(summary["rows"]["train"], 40);
+    assert!(!out.join("test_predictions.csv").exists());
+}
