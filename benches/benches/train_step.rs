@@ -40,7 +40,13 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let model = MultitaskConfig::classifier(N_BITS, N_TASKS).init::<f32>(0);
+    // The chapter's network, whatever the library's defaults become.
+    let model = MultitaskConfig {
+        hidden_layers: vec![1000],
+        dropout: vec![0.25],
+        ..MultitaskConfig::classifier(N_BITS, N_TASKS)
+    }
+    .init::<f32>(0);
     let optimizer = Optimizer::new(OptimizerConfig::adam(), &model.parameters());
     let x = tox21_fingerprints(BATCH);
     let targets = Matrix::from_vec(

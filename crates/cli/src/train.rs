@@ -24,7 +24,7 @@ use ferrochem_nn::{
 use ferrochem_train::checkpoint::FileKind;
 use ferrochem_train::metrics::{Metric, PrcArea, Scores, TaskKind, score};
 use ferrochem_train::{
-    Control, EpochRecord, Progress, TrainConfig, Trainer, TrainingState, labels_of,
+    Control, EpochRecord, Progress, TrainConfig, Trainer, TrainingState, labels_of, predict_dataset,
 };
 
 use crate::plots;
@@ -33,6 +33,11 @@ use serde_json::{Value, json};
 
 /// Options of `ferrochem train`; every default is the one a plain
 /// `ferrochem train --data X.csv --out DIR` uses.
+///
+/// The network defaults (two hidden layers of 1000, dropout 0.5, L2 3e-3,
+/// an ensemble of three) were chosen on the validation part of
+/// DeepChem's random Tox21 split, averaged over seeds 0, 1 and 2; test
+/// scores played no part.
 #[derive(Debug, clap::Args, Serialize)]
 pub struct TrainArgs {
     /// Training CSV (plain or gzipped) with a SMILES column and label columns.
@@ -107,16 +112,17 @@ pub struct TrainArgs {
     #[arg(long)]
     pub clip_norm: Option<f64>,
     /// Hidden layer widths, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    #[arg(long, value_delimiter = ',', default_value = "1000,1000")]
     pub layers: Vec<usize>,
     /// Dropout rate of the hidden layers.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.5)]
     pub dropout: f64,
     /// L1 penalty on weights: l1 · Σ|W|.
     #[arg(long, default_value_t = 0.0)]
     pub l1: f64,
-    /// L2 penalty on weights: (l2 / 2) · ΣW².
-    #[arg(long, default_value_t = 0.0)]
+    /// L2 penalty on weights: (l2 / 2) · ΣW², added to the loss averaged
+    /// over labelled entries.
+    #[arg(long, default_value_t = 3e-3)]
     pub l2: f64,
     /// Per-label weights: `balanced` (classes weigh the same, fitted on
     /// the training rows), `none`, or `column:NAME`.
@@ -134,7 +140,7 @@ pub struct TrainArgs {
     pub min_delta: f64,
     /// Networks trained with different seeds whose predictions are
     /// averaged; `predict --uncertainty` reports their spread.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub ensemble_size: u64,
     /// Start from a published architecture: `deepchem` is DeepChem's
     /// MultitaskClassifier (weights N(0, 0.02), hidden bias 1, dropout
@@ -941,7 +947,16 @@ fn train_once(
 
     // Scores of the ensemble's mean prediction, in the original units.
     let evaluate = |data: &InMemoryDataset| -> anyhow::Result<(Scores, Matrix<f32>)> {
-        let (predictions, _) = saved.predict(data.features())?;
+        // Batch by batch, so memory stays that of a batch of activations.
+        let mut each = Vec::with_capacity(saved.members.len());
+        for member in &saved.members {
+            let mut prediction = predict_dataset(member, data, 1024)?;
+            if let Some(scaling) = &saved.scaling {
+                scaling.undo(&mut prediction);
+            }
+            each.push(prediction);
+        }
+        let (predictions, _) = mean_and_spread(&each);
         let (mut targets, mask) = labels_of(data);
         if let Some(scaling) = &parts.scaling {
             scaling.undo(&mut targets);

@@ -136,17 +136,45 @@ impl std::error::Error for FileError {
     }
 }
 
+/// The header of a payload of `len` bytes with CRC-32 `crc`.
+fn header(kind: FileKind, len: u64, crc: u32) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(kind.magic());
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[12..20].copy_from_slice(&len.to_le_bytes());
+    header[20..24].copy_from_slice(&crc.to_le_bytes());
+    header
+}
+
 /// Encodes `value` into the container format.
 pub fn encode<T: Serialize>(kind: FileKind, value: &T) -> Vec<u8> {
     let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())
         .expect("serde values of this crate always encode");
     let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-    bytes.extend_from_slice(kind.magic());
-    bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&header(kind, payload.len() as u64, crc32fast::hash(&payload)));
     bytes.extend_from_slice(&payload);
     bytes
+}
+
+/// Passes bytes on while counting them and updating their CRC-32, so a
+/// payload can be streamed to its file and its header filled in after.
+struct Checksummed<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Decodes a value from the container format; `path` only names the file
@@ -201,9 +229,28 @@ pub fn decode<T: DeserializeOwned>(
 /// # Errors
 ///
 /// Fails if the temporary file cannot be written, flushed or renamed.
+///
+/// The payload is streamed to the file as it is encoded, and the header
+/// written over its placeholder at the end, so saving a large checkpoint
+/// needs no copy of it in memory.
 pub fn save<T: Serialize>(kind: FileKind, value: &T, path: &Path) -> Result<(), FileError> {
-    write_atomically(path, &encode(kind, value))
-        .map_err(|err| FileError { path: path.to_path_buf(), kind: FileErrorKind::Io(err) })
+    let io = |err| FileError { path: path.to_path_buf(), kind: FileErrorKind::Io(err) };
+    let mut file = AtomicFile::create(path).map_err(io)?;
+    file.write_all(&[0u8; HEADER_LEN]).map_err(io)?;
+    // bincode writes a few bytes at a time; the buffer in front of the
+    // checksum hands it large blocks instead.
+    let checksummed = Checksummed { inner: &mut file, crc: crc32fast::Hasher::new(), len: 0 };
+    let mut sink = std::io::BufWriter::with_capacity(1 << 16, checksummed);
+    bincode::serde::encode_into_std_write(value, &mut sink, bincode::config::standard()).map_err(
+        |err| match err {
+            bincode::error::EncodeError::Io { inner, .. } => io(inner),
+            other => io(std::io::Error::other(other.to_string())),
+        },
+    )?;
+    let sink = sink.into_inner().map_err(|err| io(err.into_error()))?;
+    let (crc, len) = (sink.crc.finalize(), sink.len);
+    file.overwrite_start(&header(kind, len, crc)).map_err(io)?;
+    file.commit().map_err(io)
 }
 
 /// Reads a value written by [`save`].
@@ -275,6 +322,23 @@ impl AtomicFile {
             temporary,
             writer: Some(std::io::BufWriter::with_capacity(1 << 16, file)),
         })
+    }
+
+    /// Writes `bytes` over the start of what was written so far, then goes
+    /// on appending at the end.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the file cannot be flushed, sought or written.
+    pub fn overwrite_start(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let writer = self.writer.as_mut().expect("an uncommitted file has its writer");
+        writer.flush()?;
+        let file = writer.get_mut();
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(bytes)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(())
     }
 
     /// Puts the finished file at its path.

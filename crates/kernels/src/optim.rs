@@ -36,6 +36,14 @@ pub enum WeightDecay<T> {
     /// AdamW's decoupled decay: `w ← w · (1 − learning_rate · weight_decay)`
     /// before the Adam step, bypassing the moments.
     Decoupled(T),
+    /// Both at once: an L2 penalty (`coupled`, into the gradient) on top of
+    /// AdamW's own decay (`decoupled`).
+    Both {
+        /// Added to the gradient as `coupled · w`.
+        coupled: T,
+        /// Applied as `w ← w · (1 − learning_rate · decoupled)`.
+        decoupled: T,
+    },
 }
 
 /// The scalars of one Adam or AdamW step.
@@ -221,11 +229,13 @@ impl<T: Float> AdamScalars<T> {
             beta2: hyper.beta2,
             epsilon: hyper.epsilon,
             coupled_decay: match hyper.weight_decay {
-                WeightDecay::Coupled(decay) => decay,
+                WeightDecay::Coupled(decay) | WeightDecay::Both { coupled: decay, .. } => decay,
                 _ => T::ZERO,
             },
             decoupled_keep: match hyper.weight_decay {
-                WeightDecay::Decoupled(decay) => T::ONE - hyper.learning_rate * decay,
+                WeightDecay::Decoupled(decay) | WeightDecay::Both { decoupled: decay, .. } => {
+                    T::ONE - hyper.learning_rate * decay
+                }
                 _ => T::ONE,
             },
         }

@@ -115,19 +115,33 @@ pub fn sparse_transpose_matmul_rows<T: Float>(
             }
             Matrix::from_vec(rows.len(), ncols, data)
         }
-        // Threads need storage to write into; zeroing it costs less than
-        // the second thread saves on large batches.
+        // Each thread fills its own run of rows of one uninitialized
+        // buffer: zeroed storage would cost a pass (and, freshly mapped,
+        // a page fault per page) that the single thread never pays.
         Resolved::Parallel(_) => {
-            let mut values = Matrix::zeros(rows.len(), ncols);
+            let total = rows.len() * ncols;
+            let mut data: Vec<T> = Vec::with_capacity(total);
             if ncols > 0 {
-                values
-                    .as_mut_slice()
-                    .par_chunks_exact_mut(ncols)
-                    .enumerate()
-                    .with_min_len(16)
-                    .for_each(|(idx, dst)| gather(dst, Start::Overwrite, sources_of(rows[idx])));
+                let spare = &mut data.spare_capacity_mut()[..total];
+                spare.par_chunks_mut(ncols).enumerate().with_min_len(16).for_each(|(idx, dst)| {
+                    let mut sources = sources_of(rows[idx]);
+                    let first = sources.next().expect("kept rows have at least one source");
+                    for (slot, &value) in dst.iter_mut().zip(first) {
+                        slot.write(value);
+                    }
+                    // SAFETY: every element of `dst` was written just above,
+                    // and `MaybeUninit<T>` has the layout of `T`.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<T>(), dst.len())
+                    };
+                    gather(dst, Start::Keep, sources);
+                });
             }
-            values
+            // SAFETY: the loop above initialized all `total` elements (each
+            // row of `ncols` by exactly one task), and `total` is within
+            // the capacity reserved.
+            unsafe { data.set_len(total) };
+            Matrix::from_vec(rows.len(), ncols, data)
         }
     };
     RowSparse { nrows: lhs.ncols(), rows, values }

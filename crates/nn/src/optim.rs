@@ -115,7 +115,7 @@ impl<T: Float> Optimizer<T> {
         learning_rate: f64,
     ) {
         let grads: Vec<GradRef<'_, T>> = grads.iter().map(|g| GradRef::Dense(g)).collect();
-        self.apply(params, &grads, learning_rate);
+        self.apply(params, &grads, learning_rate, &[]);
     }
 
     /// Applies one step with gradients in either layout. A row-sparse
@@ -133,6 +133,28 @@ impl<T: Float> Optimizer<T> {
         grads: &[Grad<T>],
         learning_rate: f64,
     ) {
+        self.step_grads_with_l2(params, grads, learning_rate, &[]);
+    }
+
+    /// Like [`Optimizer::step_grads`], with the gradient of an L2 penalty
+    /// `(l2[i] / 2) · ‖params[i]‖²` added to each parameter's gradient
+    /// inside the update pass, as a coupled weight decay. Adding `l2 · W`
+    /// in the update instead of differentiating the penalty on the tape
+    /// gives the same step without a dense gradient per weight matrix,
+    /// which for the first layer of a fingerprint network would undo the
+    /// row-sparse gradient. A missing entry of `l2` is 0.
+    ///
+    /// # Panics
+    ///
+    /// As [`Optimizer::step_grads`].
+    #[track_caller]
+    pub fn step_grads_with_l2(
+        &mut self,
+        params: &mut [&mut Matrix<T>],
+        grads: &[Grad<T>],
+        learning_rate: f64,
+        l2: &[f64],
+    ) {
         let grads: Vec<GradRef<'_, T>> = grads
             .iter()
             .map(|g| match g {
@@ -140,7 +162,7 @@ impl<T: Float> Optimizer<T> {
                 Grad::Rows(rows) => GradRef::Rows(rows),
             })
             .collect();
-        self.apply(params, &grads, learning_rate);
+        self.apply(params, &grads, learning_rate, l2);
     }
 
     fn apply(
@@ -148,6 +170,7 @@ impl<T: Float> Optimizer<T> {
         params: &mut [&mut Matrix<T>],
         grads: &[GradRef<'_, T>],
         learning_rate: f64,
+        l2: &[f64],
     ) {
         assert!(
             params.len() == self.first.len() && grads.len() == self.first.len(),
@@ -170,12 +193,13 @@ impl<T: Float> Optimizer<T> {
                 grad_shape
             );
             let w = param.as_mut_slice();
+            let penalty = l2.get(idx).copied().unwrap_or(0.0);
             match self.config {
                 OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
                     let hyper = SgdStep {
                         learning_rate: lr,
                         momentum: T::from_f64(momentum),
-                        weight_decay: T::from_f64(weight_decay),
+                        weight_decay: T::from_f64(weight_decay + penalty),
                         nesterov: if nesterov { Nesterov::Yes } else { Nesterov::No },
                     };
                     let velocity = &mut self.first[idx];
@@ -190,11 +214,18 @@ impl<T: Float> Optimizer<T> {
                 }
                 OptimizerConfig::Adam { beta1, beta2, epsilon, weight_decay }
                 | OptimizerConfig::AdamW { beta1, beta2, epsilon, weight_decay } => {
-                    let decay = T::from_f64(weight_decay);
                     let weight_decay = match self.config {
-                        _ if weight_decay == 0.0 => WeightDecay::None,
-                        OptimizerConfig::AdamW { .. } => WeightDecay::Decoupled(decay),
-                        _ => WeightDecay::Coupled(decay),
+                        OptimizerConfig::AdamW { .. } if penalty != 0.0 => WeightDecay::Both {
+                            coupled: T::from_f64(penalty),
+                            decoupled: T::from_f64(weight_decay),
+                        },
+                        OptimizerConfig::AdamW { .. } if weight_decay != 0.0 => {
+                            WeightDecay::Decoupled(T::from_f64(weight_decay))
+                        }
+                        _ if weight_decay + penalty != 0.0 => {
+                            WeightDecay::Coupled(T::from_f64(weight_decay + penalty))
+                        }
+                        _ => WeightDecay::None,
                     };
                     let hyper = AdamStep {
                         learning_rate: lr,
@@ -288,5 +319,47 @@ mod tests {
         assert_eq!(norm, 5.0);
         assert!((grad_norm(&grads) - 1.0).abs() < 1e-15);
         assert_eq!(clip_grad_norm(&mut grads, 2.0), grad_norm(&grads));
+    }
+
+    #[test]
+    fn an_l2_rate_steps_as_its_penalty_gradient_would() {
+        // The same step taken two ways: l2 · w added to the gradient by
+        // hand, and the rate handed to the optimizer; also row-sparse,
+        // where rows without a gradient still decay.
+        let w0 = Matrix::from_fn(3, 2, |i, j| 0.5 - (i * 2 + j) as f64 * 0.3);
+        // Rows 0 and 2 hold a gradient, row 1 none.
+        let x = ferrochem_kernels::SparseBinary::from_rows(3, [vec![0, 2]]).unwrap();
+        let g = Matrix::from_vec(1, 2, vec![-0.1, 0.1]);
+        let rows = ferrochem_kernels::sparse_transpose_matmul_rows(&x, &g, Parallelism::Sequential);
+        let grad = rows.to_dense();
+        for config in [OptimizerConfig::adam(), OptimizerConfig::adamw(), OptimizerConfig::sgd()] {
+            let (mut by_hand, mut fused, mut sparse) = (w0.clone(), w0.clone(), w0.clone());
+            let mut opt_hand = Optimizer::new(config, &[&by_hand]);
+            let mut opt_fused = opt_hand.clone();
+            let mut opt_sparse = opt_hand.clone();
+            for _ in 0..3 {
+                let with_penalty =
+                    Matrix::from_fn(3, 2, |i, j| grad[(i, j)] + 0.1 * by_hand[(i, j)]);
+                opt_hand.step(&mut [&mut by_hand], &[&with_penalty], 0.01);
+                opt_fused.step_grads_with_l2(
+                    &mut [&mut fused],
+                    &[Grad::Dense(grad.clone())],
+                    0.01,
+                    &[0.1],
+                );
+                opt_sparse.step_grads_with_l2(
+                    &mut [&mut sparse],
+                    &[Grad::Rows(rows.clone())],
+                    0.01,
+                    &[0.1],
+                );
+            }
+            for ((a, b), c) in
+                by_hand.as_slice().iter().zip(fused.as_slice()).zip(sparse.as_slice())
+            {
+                assert!((a - b).abs() < 1e-15, "{config:?}: {a} by hand, {b} fused");
+                assert_eq!(b, c, "{config:?}: dense and row-sparse differ");
+            }
+        }
     }
 }

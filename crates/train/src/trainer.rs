@@ -511,7 +511,10 @@ fn train_step(state: &mut TrainingState, batch: &Batch) -> Result<StepResult, Tr
         let forward =
             model.forward(&mut tape, model_input(&batch.features), Mode::Train { key })?;
         let labels = Labels { targets: &batch.targets, weights: &batch.weights, mask: &batch.mask };
-        let loss = model.loss(&mut tape, &forward, labels, &state.config.loss)?;
+        // The L2 penalty is applied by the optimizer (see below), so the
+        // tape differentiates the rest of the loss only.
+        let tape_loss = LossConfig { l2: 0.0, ..state.config.loss };
+        let loss = model.loss(&mut tape, &forward, labels, &tape_loss)?;
         // The first layer's weight gradient keeps only the rows of bits in
         // the batch; the optimizer treats the rest as zero.
         let mut grads = tape.backward_with(loss, GradientLayout::RowSparseWherePossible)?;
@@ -526,6 +529,24 @@ fn train_step(state: &mut TrainingState, batch: &Batch) -> Result<StepResult, Tr
             })
             .collect();
         (f64::from(tape.value(loss)[(0, 0)]), grads)
+    };
+    // `(l2 / 2) · Σ W²` over the weight matrices (every other parameter,
+    // biases excluded): its value joins the reported loss here, its
+    // gradient `l2 · W` joins the update inside the optimizer's pass.
+    let l2 = state.config.loss.l2;
+    let penalty_rates: Vec<f64> =
+        (0..grads.len()).map(|idx| if idx % 2 == 0 { l2 } else { 0.0 }).collect();
+    let loss = if l2 > 0.0 {
+        let squares: f64 = state
+            .model
+            .parameters()
+            .iter()
+            .step_by(2)
+            .map(|w| f64::from(sum_squares(w.as_slice(), Parallelism::Auto)))
+            .sum();
+        loss + 0.5 * l2 * squares
+    } else {
+        loss
     };
 
     let n_layers = state.model.layers().len();
@@ -571,7 +592,12 @@ fn train_step(state: &mut TrainingState, batch: &Batch) -> Result<StepResult, Tr
     if let Some(max_norm) = state.config.clip_norm {
         clip_grad_norm(&mut grads, max_norm);
     }
-    state.optimizer.step_grads(&mut state.model.parameters_mut(), &grads, learning_rate);
+    state.optimizer.step_grads_with_l2(
+        &mut state.model.parameters_mut(),
+        &grads,
+        learning_rate,
+        &penalty_rates,
+    );
     state.epoch_loss_sum += loss;
     state.epoch_batches += 1;
     Ok(StepResult::Trained(loss))

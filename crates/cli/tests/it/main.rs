@@ -60,7 +60,18 @@ fn train_writes_model_and_reports() {
     let input = write_small_csv(&dir);
     let out = dir.join("run");
     let result = ferrochem()
-        .args(["train", "--epochs", "3", "--layers", "16", "--batch-size", "8", "--data"])
+        .args([
+            "train",
+            "--epochs",
+            "3",
+            "--layers",
+            "16",
+            "--batch-size",
+            "8",
+            "--ensemble-size",
+            "1",
+            "--data",
+        ])
         .arg(&input)
         .arg("--out")
         .arg(&out)
@@ -102,7 +113,18 @@ fn train_writes_model_and_reports() {
     // The same seed gives the same model file, byte for byte.
     let again = dir.join("again");
     let status = ferrochem()
-        .args(["train", "--epochs", "3", "--layers", "16", "--batch-size", "8", "--data"])
+        .args([
+            "train",
+            "--epochs",
+            "3",
+            "--layers",
+            "16",
+            "--batch-size",
+            "8",
+            "--ensemble-size",
+            "1",
+            "--data",
+        ])
         .arg(&input)
         .arg("--out")
         .arg(&again)
@@ -152,7 +174,7 @@ fn config_files_set_options_and_flags_override_them() {
         .unwrap();
     let out = dir.join("run");
     let status = ferrochem()
-        .args(["train", "--epochs", "2", "--config"])
+        .args(["train", "--epochs", "2", "--ensemble-size", "1", "--config"])
         .arg(&config)
         .arg("--data")
         .arg(&input)
@@ -183,7 +205,18 @@ fn a_missing_file_is_a_clear_error() {
 
 fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
     ferrochem()
-        .args(["train", "--epochs", "3", "--layers", "16", "--batch-size", "8", "--data"])
+        .args([
+            "train",
+            "--epochs",
+            "3",
+            "--layers",
+            "16",
+            "--batch-size",
+            "8",
+            "--ensemble-size",
+            "1",
+            "--data",
+        ])
         .arg(input)
         .arg("--out")
         .arg(out)
@@ -222,7 +255,18 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
     // 9 a member), then resumed: the same model, byte for byte.
     let split = dir.join("split");
     let stopped = ferrochem()
-        .args(["train", "--epochs", "3", "--layers", "16", "--batch-size", "8", "--data"])
+        .args([
+            "train",
+            "--epochs",
+            "3",
+            "--layers",
+            "16",
+            "--batch-size",
+            "8",
+            "--ensemble-size",
+            "1",
+            "--data",
+        ])
         .arg(&input)
         .arg("--out")
         .arg(&split)
