@@ -96,7 +96,7 @@ fn epoch_comparison(target: &Path) -> Result<String, String> {
             // The network of the comparison, whatever the defaults are.
             .args(["--layers", "1000", "--dropout", "0.25", "--batch-size", "50"])
             .args(["--optimizer", "adam", "--learning-rate", "1e-3", "--l2", "0"])
-            .args(["--ensemble-size", "1", "--data"])
+            .args(["--ensemble-size", "1", "--counts", "false", "--data"])
             .arg(&data)
             .arg("--out")
             .arg(&out)

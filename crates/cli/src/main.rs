@@ -131,11 +131,8 @@ fn expand_config(args: Vec<std::ffi::OsString>) -> anyhow::Result<Vec<std::ffi::
     for (key, value) in config {
         let flag = format!("--{}", key.replace('_', "-"));
         let text = match value {
-            serde_json::Value::Bool(true) => {
-                flags.push(flag.into());
-                continue;
-            }
-            serde_json::Value::Bool(false) | serde_json::Value::Null => continue,
+            serde_json::Value::Bool(value) => value.to_string(),
+            serde_json::Value::Null => continue,
             serde_json::Value::String(s) => s,
             serde_json::Value::Array(items) => items
                 .iter()

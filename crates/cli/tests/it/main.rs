@@ -170,8 +170,11 @@ fn config_files_set_options_and_flags_override_them() {
     let dir = temp_dir("config");
     let input = write_small_csv(&dir);
     let config = dir.join("config.json");
-    std::fs::write(&config, r#"{"epochs": 5, "layers": [8, 8], "batch_size": 10, "seed": 3}"#)
-        .unwrap();
+    std::fs::write(
+        &config,
+        r#"{"epochs": 5, "layers": [8, 8], "batch_size": 10, "seed": 3, "counts": false}"#,
+    )
+    .unwrap();
     let out = dir.join("run");
     let status = ferrochem()
         .args(["train", "--epochs", "2", "--ensemble-size", "1", "--config"])
@@ -189,6 +192,7 @@ fn config_files_set_options_and_flags_override_them() {
     assert_eq!(resolved["epochs"], 2, "the command line wins");
     assert_eq!(resolved["layers"], serde_json::json!([8, 8]));
     assert_eq!(resolved["seed"], 3);
+    assert_eq!(resolved["counts"], false, "a false flag in the file turns a default off");
     assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 2);
 }
 
@@ -346,6 +350,7 @@ fn counts_the_deepchem_preset_and_schedules_train() {
     let cache = dir.join("cache");
     for (name, extra) in [
         ("counts", &["--counts"][..]),
+        ("bits", &["--counts", "false"][..]),
         ("deepchem", &["--preset", "deepchem"][..]),
         ("cosine", &["--schedule", "cosine", "--warmup-steps", "2"][..]),
         ("step", &["--schedule", "step:1:0.5"][..]),
