@@ -101,7 +101,7 @@ fn epoch_comparison(target: &Path) -> Result<String, String> {
             .arg("--out")
             .arg(&out)
             .env("FERROCHEM_CACHE", work.join("cache"))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::null())
             .status()
             .map_err(|err| format!("cannot start {}: {err}", ferrochem.display()))?;
