@@ -17,13 +17,20 @@ fn main() {
         && output.status.success()
     {
         let git_dir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
+        // Only files that exist: cargo treats a missing one as changed and
+        // would rebuild every time (a fresh clone keeps its refs packed).
+        let watch = |path: String| {
+            if std::path::Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        };
+        watch(format!("{git_dir}/HEAD"));
         if let Ok(head) = std::fs::read_to_string(format!("{git_dir}/HEAD"))
             && let Some(reference) = head.strip_prefix("ref: ")
         {
-            println!("cargo:rerun-if-changed={git_dir}/{}", reference.trim());
+            watch(format!("{git_dir}/{}", reference.trim()));
         }
-        println!("cargo:rerun-if-changed={git_dir}/packed-refs");
+        watch(format!("{git_dir}/packed-refs"));
     }
     println!("cargo:rustc-env=FERROCHEM_COMMIT={}", commit.as_deref().unwrap_or("unknown"));
 }

@@ -75,8 +75,8 @@ pub struct TrainArgs {
     /// ECFP length.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub bits: u32,
-    /// Count how many environments fold onto each bit (a dense input) rather
-    /// than only marking it on; `--counts false` gives bit fingerprints.
+    /// Count how many environments fold onto each bit rather than only
+    /// marking it on; `--counts false` gives bit fingerprints.
     #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value_t = true,
           default_missing_value = "true", value_name = "BOOL")]
     pub counts: bool,
@@ -282,29 +282,18 @@ pub fn mean_and_spread(each: &[Matrix<f32>]) -> (Matrix<f32>, Matrix<f32>) {
 }
 
 /// The model input of rows given as multisets of bit indices (see
-/// [`Featurizer::features`]): sparse binary for bits, dense counts for
-/// counts.
+/// [`Featurizer::features`]): a sparse matrix either way, a bit repeated
+/// for each count.
 pub fn input_features(
     fingerprint: Fingerprint,
     n_bits: u32,
     rows: &[&[u32]],
 ) -> anyhow::Result<Features> {
-    Ok(match fingerprint {
-        Fingerprint::Bits => Features::Sparse(
-            SparseBinary::from_rows(n_bits as usize, rows.iter().copied())
-                .context("fingerprint bits out of range")?,
-        ),
-        Fingerprint::Counts => {
-            let mut x = Matrix::zeros(rows.len(), n_bits as usize);
-            for (r, bits) in rows.iter().enumerate() {
-                for &bit in *bits {
-                    anyhow::ensure!(bit < n_bits, "fingerprint bit {bit} out of range");
-                    x[(r, bit as usize)] += 1.0;
-                }
-            }
-            Features::Dense(x)
-        }
-    })
+    let x = match fingerprint {
+        Fingerprint::Bits => SparseBinary::from_rows(n_bits as usize, rows.iter().copied()),
+        Fingerprint::Counts => SparseBinary::from_count_rows(n_bits as usize, rows.iter().copied()),
+    };
+    Ok(Features::Sparse(x.context("fingerprint bits out of range")?))
 }
 
 /// A featurized input file.

@@ -24,6 +24,13 @@ pub(crate) const PARALLEL_MIN_WORK: usize = 1 << 18;
 /// A matrix whose entries are all 0 or 1, stored as the sorted column
 /// indices of the ones in each row (compressed sparse rows).
 ///
+/// Built with [`SparseBinary::from_count_rows`], a row may name a column
+/// more than once: the entry is then the number of times, and every
+/// product here treats it so (a row of `rhs` named twice is added twice).
+/// That carries count fingerprints, whose entries are small integers on
+/// the same few columns as their bits, at the cost of a repeated index
+/// per extra count instead of a dense row.
+///
 /// # Example
 ///
 /// ```
@@ -64,6 +71,24 @@ impl SparseBinary {
         Ok(matrix)
     }
 
+    /// Builds a matrix of small counts: each row lists its columns in
+    /// ascending order, a column repeated as many times as its entry.
+    ///
+    /// # Errors
+    ///
+    /// Fails if a row's indices descend or one is not below `ncols`.
+    pub fn from_count_rows<I, R>(ncols: usize, rows: I) -> Result<Self, SparseBinaryError>
+    where
+        I: IntoIterator<Item = R>,
+        R: AsRef<[u32]>,
+    {
+        let mut matrix = SparseBinary::with_ncols(ncols);
+        for row in rows {
+            matrix.push_checked(row.as_ref(), |before, after| before > after)?;
+        }
+        Ok(matrix)
+    }
+
     /// An empty matrix with `ncols` columns, to be filled with
     /// [`SparseBinary::push_row`].
     pub fn with_ncols(ncols: usize) -> Self {
@@ -77,12 +102,22 @@ impl SparseBinary {
     /// Fails, leaving the matrix unchanged, if the indices are not strictly
     /// ascending or one is not below `ncols`.
     pub fn push_row(&mut self, cols: &[u32]) -> Result<(), SparseBinaryError> {
+        self.push_checked(cols, |before, after| before >= after)
+    }
+
+    /// Appends `cols` unless an index is out of range or a neighbouring
+    /// pair is `out_of_order`.
+    fn push_checked(
+        &mut self,
+        cols: &[u32],
+        out_of_order: impl Fn(u32, u32) -> bool,
+    ) -> Result<(), SparseBinaryError> {
         let row_idx = self.nrows();
         let error = |kind| Err(SparseBinaryError { row_idx, kind });
         if let Some(&col) = cols.iter().find(|&&col| col as usize >= self.ncols) {
             return error(SparseBinaryErrorKind::OutOfRange { col, ncols: self.ncols });
         }
-        if let Some(pair) = cols.windows(2).find(|pair| pair[0] >= pair[1]) {
+        if let Some(pair) = cols.windows(2).find(|pair| out_of_order(pair[0], pair[1])) {
             return error(SparseBinaryErrorKind::NotAscending { before: pair[0], after: pair[1] });
         }
         self.col_indices.extend_from_slice(cols);
@@ -148,7 +183,7 @@ impl SparseBinary {
             let (offset, ncols) = (row_idx * self.ncols, self.ncols);
             let dst = &mut dense.as_mut_slice()[offset..offset + ncols];
             for &col in self.row(row_idx) {
-                dst[col as usize] = T::ONE;
+                dst[col as usize] += T::ONE;
             }
         }
         dense
@@ -449,6 +484,36 @@ mod tests {
                 .collect::<Vec<_>>()
         });
         SparseBinary::from_rows(ncols, rows).unwrap()
+    }
+
+    #[test]
+    fn repeated_columns_count_in_every_product() {
+        let x =
+            SparseBinary::from_count_rows(4, [vec![0, 0, 3], vec![], vec![1, 1, 1, 2]]).unwrap();
+        let dense_x = x.to_dense::<f64>();
+        assert_eq!(dense_x.row(0), &[2.0, 0.0, 0.0, 1.0]);
+        assert_eq!(dense_x.row(2), &[0.0, 3.0, 1.0, 0.0]);
+        let w = Matrix::from_fn(4, 3, |i, j| (i as f64 + 1.0) * 0.5 - j as f64 * 0.25);
+        let g = Matrix::from_fn(3, 3, |i, j| i as f64 * 0.75 - j as f64 * 0.5);
+        let mut forward = Matrix::zeros(3, 3);
+        sparse_matmul_into(&mut forward, &x, &w, None, Parallelism::Sequential);
+        let expected = matmul(dense_x.as_ref(), w.as_ref(), Form::Plain, Parallelism::Sequential);
+        assert_eq!(forward, expected);
+        let mut grad = Matrix::zeros(4, 3);
+        sparse_transpose_matmul_into(
+            &mut grad,
+            Accumulate::Overwrite,
+            &x,
+            &g,
+            Parallelism::Sequential,
+        );
+        let expected =
+            matmul(dense_x.as_ref(), g.as_ref(), Form::LhsTransposed, Parallelism::Sequential);
+        assert_eq!(grad, expected);
+        let rows = crate::sparse_transpose_matmul_rows(&x, &g, Parallelism::Sequential);
+        assert_eq!(rows.to_dense(), expected);
+        assert!(SparseBinary::from_count_rows(4, [vec![2, 1]]).is_err());
+        assert!(SparseBinary::from_rows(4, [vec![1, 1]]).is_err(), "bits stay strictly ascending");
     }
 
     #[test]
