@@ -37,8 +37,8 @@ pub mod metrics;
 mod trainer;
 
 pub use trainer::{
-    Control, Divergence, EXPLOSION_FACTOR, EpochRecord, MAX_HALVINGS, OnDivergence, Progress,
-    TrainConfig, TrainError, Trainer, TrainingState, labels_of, predict_dataset,
+    Control, DEFAULT_L2, Divergence, EXPLOSION_FACTOR, EpochRecord, MAX_HALVINGS, OnDivergence,
+    Progress, TrainConfig, TrainError, Trainer, TrainingState, labels_of, predict_dataset,
 };
 
 use std::path::Path;
