@@ -11,7 +11,9 @@ use ferrochem_data::{Input, Matrix, TableOptions, read_table};
 use ferrochem_train::checkpoint::{self, FileKind};
 use ferrochem_train::metrics::{PrcArea, TaskKind, score};
 
-use crate::train::{MODEL_FORMAT_VERSION, SavedModel, TaskType, input_features, print_scores};
+use crate::train::{
+    MODEL_FORMAT_VERSION, SavedModel, TaskType, csv_field, input_features, print_scores,
+};
 
 /// Options of `ferrochem predict`.
 #[derive(Debug, clap::Args)]
@@ -76,14 +78,6 @@ fn predict(saved: &SavedModel, rows: &[&[u32]]) -> anyhow::Result<(Matrix<f32>, 
         spread.extend_from_slice(s.as_slice());
     }
     Ok((Matrix::from_vec(rows.len(), n_tasks, mean), Matrix::from_vec(rows.len(), n_tasks, spread)))
-}
-
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
 }
 
 /// Where `predict` writes: standard output as it goes, or a file that

@@ -253,9 +253,27 @@ impl SavedModel {
             Features::Sparse(x) => ModelInput::Sparse(x),
             Features::Dense(x) => ModelInput::Dense(x),
         };
+        self.combine(|member| Ok(member.predict(input)?))
+    }
+
+    /// Like [`SavedModel::predict`] over a whole data set, batch by batch,
+    /// so memory stays that of a batch of activations.
+    pub fn predict_dataset(
+        &self,
+        data: &dyn Dataset,
+    ) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
+        self.combine(|member| Ok(predict_dataset(member, data, 1024)?))
+    }
+
+    /// Mean and spread of `predict_member` over the members, each first
+    /// put back in the original units.
+    fn combine(
+        &self,
+        mut predict_member: impl FnMut(&Multitask<f32>) -> anyhow::Result<Matrix<f32>>,
+    ) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
         let mut each = Vec::with_capacity(self.members.len());
         for member in &self.members {
-            let mut prediction = member.predict(input)?;
+            let mut prediction = predict_member(member)?;
             if let Some(scaling) = &self.scaling {
                 scaling.undo(&mut prediction);
             }
@@ -267,7 +285,7 @@ impl SavedModel {
 
 /// Entry-wise mean and population standard deviation of equally shaped
 /// matrices, accumulated in f64 in member order.
-pub fn mean_and_spread(each: &[Matrix<f32>]) -> (Matrix<f32>, Matrix<f32>) {
+fn mean_and_spread(each: &[Matrix<f32>]) -> (Matrix<f32>, Matrix<f32>) {
     let (nrows, ncols) = (each[0].nrows(), each[0].ncols());
     let n = each.len() as f64;
     let mut mean = Matrix::zeros(nrows, ncols);
@@ -940,16 +958,7 @@ fn train_once(
 
     // Scores of the ensemble's mean prediction, in the original units.
     let evaluate = |data: &InMemoryDataset| -> anyhow::Result<(Scores, Matrix<f32>)> {
-        // Batch by batch, so memory stays that of a batch of activations.
-        let mut each = Vec::with_capacity(saved.members.len());
-        for member in &saved.members {
-            let mut prediction = predict_dataset(member, data, 1024)?;
-            if let Some(scaling) = &saved.scaling {
-                scaling.undo(&mut prediction);
-            }
-            each.push(prediction);
-        }
-        let (predictions, _) = mean_and_spread(&each);
+        let (predictions, _) = saved.predict_dataset(data)?;
         let (mut targets, mask) = labels_of(data);
         if let Some(scaling) = &parts.scaling {
             scaling.undo(&mut targets);
@@ -1048,7 +1057,9 @@ fn members_metric(args: &TrainArgs) -> Metric {
     }
 }
 
-fn csv_field(value: &str) -> String {
+/// `value` as a CSV field, quoted when it holds a separator, quote or
+/// line break.
+pub fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {

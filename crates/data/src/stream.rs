@@ -75,7 +75,7 @@ impl SmilesStream {
         if text.fill_buf().map_err(io_error)?.starts_with(b"\xEF\xBB\xBF") {
             text.consume(3);
         }
-        let source: Box<dyn Read> = Box::new(CrlfToLf { inner: text, held_cr: false });
+        let source: Box<dyn Read> = Box::new(CrlfToLf::new(text));
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source);
         let header: Vec<String> = reader
             .headers()
@@ -179,10 +179,16 @@ impl SmilesStream {
 
 /// Drops the CR of every CRLF: the CSV reader takes either line ending,
 /// but with CRLF it reports each record's line one short.
-struct CrlfToLf<R> {
+pub(crate) struct CrlfToLf<R> {
     inner: R,
     /// A CR that ended the inner buffer, not yet known to precede an LF.
     held_cr: bool,
+}
+
+impl<R: BufRead> CrlfToLf<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        CrlfToLf { inner, held_cr: false }
+    }
 }
 
 impl<R: BufRead> Read for CrlfToLf<R> {
@@ -246,7 +252,7 @@ mod tests {
         }
         let mut out = Vec::new();
         let inner = BufReader::with_capacity(chunk, Chunked(input, chunk));
-        CrlfToLf { inner, held_cr: false }.read_to_end(&mut out).unwrap();
+        CrlfToLf::new(inner).read_to_end(&mut out).unwrap();
         out
     }
 

@@ -170,19 +170,12 @@ pub fn read_input_bytes(input: &Input<'_>) -> Result<Vec<u8>, DataError> {
     // record's line before the previous line's LF is consumed, one short;
     // plain LF keeps reported lines right.
     if bytes.contains(&b'\r') {
-        bytes = crlf_to_lf(&bytes);
+        let mut lf = Vec::with_capacity(bytes.len());
+        let mut reader = crate::stream::CrlfToLf::new(bytes.as_slice());
+        reader.read_to_end(&mut lf).map_err(io_error)?;
+        bytes = lf;
     }
     Ok(bytes)
-}
-
-fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    for (idx, &byte) in bytes.iter().enumerate() {
-        if !(byte == b'\r' && bytes.get(idx + 1) == Some(&b'\n')) {
-            out.push(byte);
-        }
-    }
-    out
 }
 
 /// A whole CSV in memory: its trimmed header and every record with its
