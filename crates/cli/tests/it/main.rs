@@ -59,25 +59,7 @@ fn train_writes_model_and_reports() {
     let dir = temp_dir("train");
     let input = write_small_csv(&dir);
     let out = dir.join("run");
-    let result = ferrochem()
-        .args([
-            "train",
-            "--epochs",
-            "3",
-            "--layers",
-            "16",
-            "--batch-size",
-            "8",
-            "--ensemble-size",
-            "1",
-            "--data",
-        ])
-        .arg(&input)
-        .arg("--out")
-        .arg(&out)
-        .env("FERROCHEM_CACHE", dir.join("cache"))
-        .output()
-        .unwrap();
+    let result = train_small(&input, &out, &dir.join("cache"), &[]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     for file in [
         "model.bin",
@@ -112,25 +94,7 @@ fn train_writes_model_and_reports() {
 
     // The same seed gives the same model file, byte for byte.
     let again = dir.join("again");
-    let status = ferrochem()
-        .args([
-            "train",
-            "--epochs",
-            "3",
-            "--layers",
-            "16",
-            "--batch-size",
-            "8",
-            "--ensemble-size",
-            "1",
-            "--data",
-        ])
-        .arg(&input)
-        .arg("--out")
-        .arg(&again)
-        .env("FERROCHEM_CACHE", dir.join("cache"))
-        .status()
-        .unwrap();
+    let status = train_small(&input, &again, &dir.join("cache"), &[]).status;
     assert!(status.success());
     assert_eq!(
         std::fs::read(out.join("model.bin")).unwrap(),
