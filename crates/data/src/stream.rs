@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 
 use crate::error::{DataError, DataErrorKind};
-use crate::table::{Input, parse_number};
+use crate::table::{Input, column_index, next_record, parse_number, trimmed_header};
 
 /// How many rows are read ahead to decide which columns are identifiers.
 pub const LOOKAHEAD_ROWS: usize = 4096;
@@ -77,22 +77,8 @@ impl SmilesStream {
         }
         let source: Box<dyn Read> = Box::new(CrlfToLf::new(text));
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source);
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|err| DataError::new(&name, Some(1), DataErrorKind::Csv(err)))?
-            .iter()
-            .map(|h| h.trim().to_owned())
-            .collect();
-        let smiles_idx = header.iter().position(|h| h == smiles_column).ok_or_else(|| {
-            DataError::new(
-                &name,
-                Some(1),
-                DataErrorKind::MissingColumn {
-                    name: smiles_column.to_owned(),
-                    available: header.clone(),
-                },
-            )
-        })?;
+        let header = trimmed_header(&mut reader, &name)?;
+        let smiles_idx = column_index(&name, &header, smiles_column)?;
         let mut stream = SmilesStream {
             name,
             reader,
@@ -159,21 +145,9 @@ impl SmilesStream {
         if self.finished {
             return Ok(None);
         }
-        let mut record = csv::StringRecord::new();
-        match self.reader.read_record(&mut record) {
-            Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
-                Ok(Some((line, record.iter().map(str::to_owned).collect())))
-            }
-            Ok(false) => {
-                self.finished = true;
-                Ok(None)
-            }
-            Err(err) => {
-                let line = err.position().map(|p| p.line());
-                Err(DataError::new(&self.name, line, DataErrorKind::Csv(err)))
-            }
-        }
+        let record = next_record(&mut self.reader, &self.name)?;
+        self.finished = record.is_none();
+        Ok(record)
     }
 }
 

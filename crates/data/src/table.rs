@@ -191,16 +191,55 @@ pub(crate) struct CsvFile {
 impl CsvFile {
     /// The index of the column named `wanted`.
     pub(crate) fn column(&self, wanted: &str) -> Result<usize, DataError> {
-        self.header.iter().position(|h| h == wanted).ok_or_else(|| {
-            DataError::new(
-                &self.name,
-                Some(1),
-                DataErrorKind::MissingColumn {
-                    name: wanted.to_owned(),
-                    available: self.header.clone(),
-                },
-            )
-        })
+        column_index(&self.name, &self.header, wanted)
+    }
+}
+
+/// The index of the column named `wanted` in `header`, or an error naming
+/// the input and the columns it has.
+pub(crate) fn column_index(
+    name: &str,
+    header: &[String],
+    wanted: &str,
+) -> Result<usize, DataError> {
+    header.iter().position(|h| h == wanted).ok_or_else(|| {
+        DataError::new(
+            name,
+            Some(1),
+            DataErrorKind::MissingColumn { name: wanted.to_owned(), available: header.to_vec() },
+        )
+    })
+}
+
+/// The header of `reader`, each name trimmed.
+pub(crate) fn trimmed_header<R: Read>(
+    reader: &mut csv::Reader<R>,
+    name: &str,
+) -> Result<Vec<String>, DataError> {
+    Ok(reader
+        .headers()
+        .map_err(|err| DataError::new(name, Some(1), DataErrorKind::Csv(err)))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect())
+}
+
+/// The next record of `reader` with its 1-based line, or `None` at the end.
+pub(crate) fn next_record<R: Read>(
+    reader: &mut csv::Reader<R>,
+    name: &str,
+) -> Result<Option<(u64, Vec<String>)>, DataError> {
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => {
+            let line = record.position().map_or(0, |p| p.line());
+            Ok(Some((line, record.iter().map(str::to_owned).collect())))
+        }
+        Ok(false) => Ok(None),
+        Err(err) => {
+            let line = err.position().map(|p| p.line());
+            Err(DataError::new(name, line, DataErrorKind::Csv(err)))
+        }
     }
 }
 
@@ -210,26 +249,10 @@ pub(crate) fn read_csv(input: &Input<'_>) -> Result<CsvFile, DataError> {
     let name = input.display_name();
     let bytes = read_input_bytes(input)?;
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes.as_slice());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|err| DataError::new(&name, Some(1), DataErrorKind::Csv(err)))?
-        .iter()
-        .map(|h| h.trim().to_owned())
-        .collect();
+    let header = trimmed_header(&mut reader, &name)?;
     let mut records = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
-                records.push((line, record.iter().map(str::to_owned).collect()));
-            }
-            Ok(false) => break,
-            Err(err) => {
-                let line = err.position().map(|p| p.line());
-                return Err(DataError::new(&name, line, DataErrorKind::Csv(err)));
-            }
-        }
+    while let Some(record) = next_record(&mut reader, &name)? {
+        records.push(record);
     }
     let sha256 = crate::cache::sha256_hex(&bytes);
     Ok(CsvFile { name, sha256, header, records })

@@ -103,18 +103,7 @@ fn train_writes_model_and_reports() {
 
     // predict keeps every row, rejected ones with empty values, and eval
     // prints a table for the labelled file.
-    let predictions = dir.join("predictions.csv");
-    let status = ferrochem()
-        .args(["predict", "--uncertainty", "--model"])
-        .arg(&out)
-        .arg("-i")
-        .arg(&input)
-        .arg("-o")
-        .arg(&predictions)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let text = std::fs::read_to_string(&predictions).unwrap();
+    let text = predict_with_uncertainty(&out, &input, &dir.join("predictions.csv"));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "smiles,a,b,a_std,b_std");
     assert_eq!(lines.len(), 42);
@@ -194,6 +183,22 @@ fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::p
         .unwrap()
 }
 
+/// `ferrochem predict --uncertainty` of `input` with the model in `model`,
+/// written to `output`; the file's text.
+fn predict_with_uncertainty(model: &Path, input: &Path, output: &Path) -> String {
+    let status = ferrochem()
+        .args(["predict", "--uncertainty", "--model"])
+        .arg(model)
+        .arg("-i")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read_to_string(output).unwrap()
+}
+
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -264,18 +269,7 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
     assert!(String::from_utf8_lossy(&other.stderr).contains("other options"));
 
     // The members disagree somewhere, and predict says by how much.
-    let predictions = dir.join("predictions.csv");
-    let status = ferrochem()
-        .args(["predict", "--uncertainty", "--model"])
-        .arg(&whole)
-        .arg("-i")
-        .arg(&input)
-        .arg("-o")
-        .arg(&predictions)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let text = std::fs::read_to_string(&predictions).unwrap();
+    let text = predict_with_uncertainty(&whole, &input, &dir.join("predictions.csv"));
     let spread: f64 = text
         .lines()
         .skip(1)
