@@ -831,6 +831,15 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             .context("cannot set the thread count")?;
     }
     log::debug!("{} worker threads", rayon::current_num_threads());
+    // Train on a worker of the pool, not on the main thread: a parallel
+    // kernel called from outside the pool queues its work and sleeps until
+    // a worker has done it, a hand-off and a wake-up per call that made two
+    // threads slower than one. From a worker it splits its work in place
+    // and the other worker steals half.
+    rayon::scope(|_| train_in_pool(args))
+}
+
+fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
     let classification = args.task_type == TaskType::Classification;
     if args.folds.is_some()
         && (args.valid.is_some() || args.test.is_some() || args.split_file.is_some())

@@ -14,9 +14,9 @@ use crate::sparse::{Start, gather};
 use crate::{Float, Matrix, Parallelism, SparseBinary};
 
 /// Below this many row additions (`nnz · ncols`) the row-sparse product
-/// stays on one thread: at batch 50 (1.5 M) two threads were slower than
-/// one, at batch 512 (15 M) 1.5 times faster.
-const PARALLEL_MIN_WORK: usize = 1 << 22;
+/// stays on one thread. At batch 50 (about 1.5 M) two threads pay off only
+/// when the caller runs on a worker of the pool, as the training loop does.
+const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// An `nrows × ncols` matrix that is zero outside the rows `rows`.
 #[derive(Clone, Debug, PartialEq)]

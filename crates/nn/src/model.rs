@@ -420,15 +420,25 @@ pub fn dropout_mask<T: Float>(nrows: usize, ncols: usize, rate: f64, key: &[u64]
     let mut rng = Rng::from_key(&stream_key);
     let keep = T::from_f64(1.0 / (1.0 - rate));
     let threshold = (rate * 65_536.0).round() as u64;
-    let mut data = Vec::with_capacity(nrows * ncols);
-    while data.len() < nrows * ncols {
+    let entry = |bits: u64, slot: usize| {
+        if (bits >> (16 * slot)) & 0xFFFF >= threshold { keep } else { T::ZERO }
+    };
+    let mut data = vec![T::ZERO; nrows * ncols];
+    // Whole groups of four in fixed-size chunks, so the selects compile
+    // without a length check per entry; the last draw may fill fewer.
+    let mut groups = data.chunks_exact_mut(4);
+    for group in &mut groups {
         let bits = rng.next_u64();
-        let n = (nrows * ncols - data.len()).min(4);
-        data.extend(
-            (0..n).map(
-                |slot| if (bits >> (16 * slot)) & 0xFFFF >= threshold { keep } else { T::ZERO },
-            ),
-        );
+        for (slot, value) in group.iter_mut().enumerate() {
+            *value = entry(bits, slot);
+        }
+    }
+    let rest = groups.into_remainder();
+    if !rest.is_empty() {
+        let bits = rng.next_u64();
+        for (slot, value) in rest.iter_mut().enumerate() {
+            *value = entry(bits, slot);
+        }
     }
     Matrix::from_vec(nrows, ncols, data)
 }
