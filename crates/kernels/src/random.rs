@@ -12,6 +12,10 @@
 //! The generator is xoshiro256++ seeded through SplitMix64, as its authors
 //! recommend; both are public-domain designs by Blackman and Vigna.
 
+use multiversion::multiversion;
+
+use crate::Float;
+
 /// A xoshiro256++ generator.
 ///
 /// # Example
@@ -107,6 +111,48 @@ impl Rng {
     }
 }
 
+/// Fills `dst` with a keep-or-drop mask drawn from `rng`: entry `i` looks
+/// at the 16-bit lane `i % 4` (lowest bits first) of the `i / 4`-th draw
+/// and is `keep` where that lane is at least `threshold`, zero elsewhere.
+/// A final draw that only partly fills `dst` is still consumed whole.
+///
+/// So each entry is dropped with probability `threshold / 2¹⁶`; this is
+/// an inverted-dropout mask when `keep` is `1 / (1 − rate)` and
+/// `threshold` is `rate · 2¹⁶` rounded.
+///
+/// # Example
+///
+/// ```
+/// use ferrochem_kernels::random::{fill_keep_mask, Rng};
+///
+/// let mut mask = [0.0f32; 6];
+/// fill_keep_mask(&mut mask, &mut Rng::new(1), 1 << 15, 2.0);
+/// assert!(mask.iter().all(|&m| m == 0.0 || m == 2.0));
+/// ```
+pub fn fill_keep_mask<T: Float>(dst: &mut [T], rng: &mut Rng, threshold: u32, keep: T) {
+    // The draws are serial; comparing and selecting is not, so lanes are
+    // drawn a block at a time and then turned into entries by a loop that
+    // vectorizes.
+    const BLOCK: usize = 1024;
+    let mut lanes = [0u16; BLOCK];
+    for dst in dst.chunks_mut(BLOCK) {
+        for group in lanes[..dst.len().div_ceil(4) * 4].chunks_exact_mut(4) {
+            let bits = rng.next_u64();
+            for (slot, lane) in group.iter_mut().enumerate() {
+                *lane = (bits >> (16 * slot)) as u16;
+            }
+        }
+        select_kernel(dst, &lanes[..dst.len()], threshold, keep);
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx512bw", "x86_64+avx2+fma", "aarch64+neon"))]
+fn select_kernel<T: Float>(dst: &mut [T], lanes: &[u16], threshold: u32, keep: T) {
+    for (value, &lane) in dst.iter_mut().zip(lanes) {
+        *value = if u32::from(lane) >= threshold { keep } else { T::ZERO };
+    }
+}
+
 fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
@@ -153,6 +199,25 @@ mod tests {
             counts[rng.below(5) as usize] += 1;
         }
         assert!(counts.iter().all(|&c| (9_300..10_700).contains(&c)), "{counts:?}");
+    }
+
+    #[test]
+    fn keep_masks_read_four_lanes_per_draw_at_the_given_rate() {
+        let mut mask = [0.0f32; 6];
+        fill_keep_mask(&mut mask, &mut Rng::new(9), 1 << 15, 2.0);
+        let mut rng = Rng::new(9);
+        let draws = [rng.next_u64(), rng.next_u64()];
+        let expected: Vec<f32> = (0..6)
+            .map(|i| if (draws[i / 4] >> (16 * (i % 4))) & 0xFFFF >= 1 << 15 { 2.0 } else { 0.0 })
+            .collect();
+        assert_eq!(mask.to_vec(), expected);
+
+        // A quarter dropped: the count's standard deviation is about 137,
+        // so ±1000 is over seven of them.
+        let mut large = vec![0.0f32; 100_000];
+        fill_keep_mask(&mut large, &mut Rng::new(3), 1 << 14, 1.0);
+        let kept = large.iter().filter(|&&m| m == 1.0).count();
+        assert!((74_000..76_000).contains(&kept), "{kept}");
     }
 
     #[test]

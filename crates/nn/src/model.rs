@@ -3,7 +3,7 @@
 
 use ferrochem_autodiff::{Labels, LossReduction, Result, Tape, Var};
 use ferrochem_kernels::elementwise::sigmoid;
-use ferrochem_kernels::random::Rng;
+use ferrochem_kernels::random::{Rng, fill_keep_mask};
 use ferrochem_kernels::{Float, Matrix, SparseBinary};
 use serde::{Deserialize, Serialize};
 
@@ -419,26 +419,8 @@ pub fn dropout_mask<T: Float>(nrows: usize, ncols: usize, rate: f64, key: &[u64]
     stream_key.extend_from_slice(key);
     let mut rng = Rng::from_key(&stream_key);
     let keep = T::from_f64(1.0 / (1.0 - rate));
-    let threshold = (rate * 65_536.0).round() as u64;
-    let entry = |bits: u64, slot: usize| {
-        if (bits >> (16 * slot)) & 0xFFFF >= threshold { keep } else { T::ZERO }
-    };
+    let threshold = (rate * 65_536.0).round() as u32;
     let mut data = vec![T::ZERO; nrows * ncols];
-    // Whole groups of four in fixed-size chunks, so the selects compile
-    // without a length check per entry; the last draw may fill fewer.
-    let mut groups = data.chunks_exact_mut(4);
-    for group in &mut groups {
-        let bits = rng.next_u64();
-        for (slot, value) in group.iter_mut().enumerate() {
-            *value = entry(bits, slot);
-        }
-    }
-    let rest = groups.into_remainder();
-    if !rest.is_empty() {
-        let bits = rng.next_u64();
-        for (slot, value) in rest.iter_mut().enumerate() {
-            *value = entry(bits, slot);
-        }
-    }
+    fill_keep_mask(&mut data, &mut rng, threshold, keep);
     Matrix::from_vec(nrows, ncols, data)
 }
