@@ -140,6 +140,11 @@ pub struct TrainArgs {
     /// Smallest change that counts as an improvement.
     #[arg(long, default_value_t = 0.0)]
     pub min_delta: f64,
+    /// Stochastic weight averaging: after N epochs, average the weights at
+    /// the end of every later epoch and keep that average as the model
+    /// instead of the best epoch's weights [default: off].
+    #[arg(long)]
+    pub swa_start: Option<usize>,
     /// Networks trained with different seeds whose predictions are
     /// averaged; `predict --uncertainty` reports their spread.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
@@ -681,6 +686,14 @@ fn member_setup(
 ) -> anyhow::Result<(MultitaskConfig, TrainConfig)> {
     let classification = args.task_type == TaskType::Classification;
     let kind = if classification { TaskKind::Classification } else { TaskKind::Regression };
+    if let Some(start) = args.swa_start
+        && start >= args.epochs
+    {
+        bail!(
+            "--swa-start {start} leaves nothing to average: it must be below --epochs {}",
+            args.epochs
+        );
+    }
     let n_features = args.bits as usize;
     let base = match (args.preset, classification) {
         (Some(Preset::Deepchem), true) => {
@@ -715,6 +728,7 @@ fn member_setup(
         patience: args.patience,
         min_delta: args.min_delta,
         checkpoint_every: args.checkpoint_every,
+        swa_start: args.swa_start,
         ..TrainConfig::default()
     };
     Ok((model, train))

@@ -164,6 +164,57 @@ fn resuming_mid_epoch_gives_bit_identical_weights() -> Result<(), Box<dyn std::e
 }
 
 #[test]
+fn weight_averaging_keeps_the_mean_of_the_last_epochs_and_resumes_exactly()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (train, valid, _) = teacher_data();
+    let epochs = 5;
+    // The weights at the end of every epoch of the plain run (no
+    // validation set, so its final model is the last epoch's).
+    let mut plain = TrainingState::new(small_model(8), quick_config(epochs));
+    let mut ends = Vec::new();
+    while !plain.is_finished() {
+        Trainer::new().run(&mut plain, &train, None, &mut |progress| match progress {
+            Progress::Epoch(_) => Control::Stop,
+            _ => Control::Continue,
+        })?;
+        ends.push(plain.model().clone());
+    }
+    assert_eq!(ends.len(), epochs);
+
+    let config = TrainConfig { swa_start: Some(2), ..quick_config(epochs) };
+    let mut averaged = TrainingState::new(small_model(8), config.clone());
+    run(&mut averaged, &train, Some(&valid))?;
+    assert_eq!(averaged.averaged_epochs(), 3);
+    assert_eq!(averaged.best_epoch(), Some(epochs - 1));
+    let n_params = ends[0].parameters().len();
+    for idx in 0..n_params {
+        let got = averaged.model().parameters()[idx].as_slice();
+        for (entry, &value) in got.iter().enumerate() {
+            let mean =
+                ends[2..].iter().map(|m| m.parameters()[idx].as_slice()[entry]).sum::<f32>() / 3.0;
+            assert!((value - mean).abs() <= 1e-6 * (1.0 + mean.abs()), "{value} vs {mean}");
+        }
+    }
+
+    // The average is part of the checkpoint: stopping inside the averaged
+    // epochs and resuming ends with the same weights, bit for bit.
+    let dir = temp_dir("average");
+    let path = dir.join("checkpoint.bin");
+    let trainer = Trainer::with_checkpoints(&path);
+    let mut first_leg = TrainingState::new(small_model(8), config);
+    trainer.run(&mut first_leg, &train, Some(&valid), &mut |progress| match progress {
+        Progress::Step { epoch: 3, batch: 5, .. } => Control::Stop,
+        _ => Control::Continue,
+    })?;
+    drop(first_leg);
+    let mut resumed = TrainingState::load(&path)?;
+    trainer.run(&mut resumed, &train, Some(&valid), &mut |_| Control::Continue)?;
+    assert!(resumed.model() == averaged.model(), "resumed average differs");
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[test]
 fn thread_count_does_not_change_the_weights() -> Result<(), TrainError> {
     let (train, valid, _) = teacher_data();
     let train_with = |n_threads: usize| {
