@@ -160,6 +160,43 @@ fn a_missing_file_is_a_clear_error() {
     assert!(stderr.contains("/nonexistent.csv"), "{stderr}");
 }
 
+#[test]
+fn weight_averaging_is_on_by_default_and_can_be_turned_off() {
+    let dir = temp_dir("swa");
+    let input = write_small_csv(&dir);
+    let cache = dir.join("cache");
+    let config = |out: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap()
+    };
+    let model = |out: &Path| std::fs::read(out.join("model.bin")).unwrap();
+
+    let averaged = dir.join("averaged");
+    let result = train_small(&input, &averaged, &cache, &[]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let explicit = dir.join("explicit");
+    assert!(train_small(&input, &explicit, &cache, &["--swa-start", "1"]).status.success());
+    // Three epochs: the default starts after a third of them.
+    assert_eq!(model(&averaged), model(&explicit));
+    // config.json writes the defaults that depend on other flags out.
+    assert_eq!(config(&averaged)["swa_start"], 1);
+    assert_eq!(config(&averaged)["batch_size"], 8);
+    assert_eq!(config(&averaged)["metric"], "roc-auc");
+
+    let best = dir.join("best");
+    assert!(train_small(&input, &best, &cache, &["--swa-start", "off"]).status.success());
+    assert_ne!(model(&best), model(&averaged));
+    assert_eq!(config(&best)["swa_start"], "off");
+
+    let result = train_small(&input, &dir.join("never"), &cache, &["--swa-start", "3"]);
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("--swa-start 3 leaves nothing to average"), "{stderr}");
+    let result = train_small(&input, &dir.join("bad"), &cache, &["--swa-start", "soon"]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("'soon' is neither a number of epochs nor 'off'"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
     ferrochem()
         .args([
