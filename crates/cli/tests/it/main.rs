@@ -370,7 +370,7 @@ fn counts_the_deepchem_preset_and_schedules_train() {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["learning_rate"].as_f64().unwrap()
         })
         .collect();
-    assert_eq!(rates, [0.001, 0.0005, 0.00025], "the rate halves at each epoch boundary");
+    assert_eq!(rates, [0.0015, 0.00075, 0.000375], "the rate halves at each epoch boundary");
     let bad = train_small(&input, &dir.join("bad"), &cache, &["--schedule", "linear"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--schedule"));
