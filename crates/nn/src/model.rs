@@ -69,8 +69,8 @@ pub enum DropoutPlacement {
 /// The architecture of a [`Multitask`] network.
 ///
 /// The defaults, from [`MultitaskConfig::classifier`] and
-/// [`MultitaskConfig::regressor`], are one hidden layer of 1000 ReLU units
-/// with He-normal weights, zero biases, dropout 0.25 after the activation,
+/// [`MultitaskConfig::regressor`], are two hidden layers of 1000 ReLU units
+/// with He-normal weights, zero biases, dropout 0.5 after the activation,
 /// and a Xavier-uniform output layer with zero bias.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MultitaskConfig {
@@ -78,10 +78,11 @@ pub struct MultitaskConfig {
     pub n_features: usize,
     /// Number of tasks (12 for Tox21).
     pub n_tasks: usize,
-    /// Width of each hidden layer, input side first (default `[1000]`).
+    /// Width of each hidden layer, input side first (default
+    /// `[1000, 1000]`).
     pub hidden_layers: Vec<usize>,
     /// Dropout rate of each hidden layer, in `[0, 1)`; a single value
-    /// applies to every layer (default `[0.25]`).
+    /// applies to every layer (default `[0.5]`).
     pub dropout: Vec<f64>,
     /// Where dropout sits (default after the activation).
     pub dropout_placement: DropoutPlacement,
