@@ -15,22 +15,17 @@ Prints each epoch's seconds and a final line
 """
 
 import argparse
-import csv
-import gzip
-import io
 import time
 
 import torch
 
+from molnet_csv import read_csv, task_columns
+
 
 def read_labels(path):
-    raw = open(path, "rb").read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig")))
-    header = next(reader)
-    tasks = [i for i, name in enumerate(header) if name not in ("smiles", "mol_id")]
-    return [[row[i] for i in tasks] for row in reader]
+    header, rows = read_csv(path)
+    tasks = task_columns(header)
+    return [[row[i] for i in tasks] for row in rows]
 
 
 def main():
