@@ -906,6 +906,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
 }
 
 fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
+    // Options that cannot work fail before the data is read.
+    swa_start(args)?;
     let classification = args.task_type == TaskType::Classification;
     if args.folds.is_some()
         && (args.valid.is_some() || args.test.is_some() || args.split_file.is_some())
