@@ -187,6 +187,15 @@ fn weight_averaging_is_on_by_default_and_can_be_turned_off() {
     assert_ne!(model(&best), model(&averaged));
     assert_eq!(config(&best)["swa_start"], "off");
 
+    // Regression keeps the best epoch, on its own batch size and rate.
+    let regression = dir.join("regression");
+    let result = train_small(&input, &regression, &cache, &["--task-type", "regression"]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let resolved = config(&regression);
+    assert_eq!(resolved["swa_start"], "off");
+    assert_eq!(resolved["learning_rate"], 1e-3);
+    assert_eq!(resolved["metric"], "rmse");
+
     let result = train_small(&input, &dir.join("never"), &cache, &["--swa-start", "3"]);
     assert!(!result.status.success());
     let stderr = String::from_utf8_lossy(&result.stderr);
