@@ -429,6 +429,12 @@ impl Trainer {
     /// the best epoch's weights, or their average over the last epochs
     /// under [`TrainConfig::swa_start`].
     ///
+    /// The kernels hand their parallel work to the rayon pool. From a
+    /// thread outside the pool every such call waits for a worker to wake
+    /// and take it, which costs a batch-50 step more than a second thread
+    /// gains; run the loop on a worker (`ThreadPool::install`, or
+    /// `rayon::scope` for the global pool), as `ferrochem train` does.
+    ///
     /// # Errors
     ///
     /// [`TrainError::Diverged`] when a step is not finite and the policy is
