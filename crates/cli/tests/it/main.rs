@@ -207,7 +207,13 @@ fn weight_averaging_is_on_by_default_and_can_be_turned_off() {
 }
 
 fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
-    ferrochem()
+    train_small_command(input, out, cache, extra).output().unwrap()
+}
+
+/// The `ferrochem train` of [`train_small`], not yet run.
+fn train_small_command(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> Command {
+    let mut command = ferrochem();
+    command
         .args([
             "train",
             "--epochs",
@@ -224,9 +230,8 @@ fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::p
         .arg("--out")
         .arg(out)
         .args(extra)
-        .env("FERROCHEM_CACHE", cache)
-        .output()
-        .unwrap()
+        .env("FERROCHEM_CACHE", cache);
+    command
 }
 
 /// `ferrochem predict --uncertainty` of `input` with the model in `model`,
@@ -273,24 +278,7 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
     // Interrupted in the middle of the second member (3 batches an epoch,
     // 9 a member), then resumed: the same model, byte for byte.
     let split = dir.join("split");
-    let stopped = ferrochem()
-        .args([
-            "train",
-            "--epochs",
-            "3",
-            "--layers",
-            "16",
-            "--batch-size",
-            "8",
-            "--ensemble-size",
-            "1",
-            "--data",
-        ])
-        .arg(&input)
-        .arg("--out")
-        .arg(&split)
-        .args(["--ensemble-size", "3"])
-        .env("FERROCHEM_CACHE", &cache)
+    let stopped = train_small_command(&input, &split, &cache, &["--ensemble-size", "3"])
         .env("FERROCHEM_STOP_AFTER_STEPS", "13")
         .output()
         .unwrap();
