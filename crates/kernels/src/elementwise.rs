@@ -162,6 +162,49 @@ fn relu_backward_kernel<T: Float>(dst: &mut [T], grad_out: &[T], input: &[T]) {
     }
 }
 
+/// `dst = max(src, 0) ⊙ mask`: ReLU and then dropout in one pass, which is
+/// how a hidden layer ends. Every entry is rounded exactly as by
+/// [`relu_into`] followed by [`mul_into`].
+///
+/// # Panics
+///
+/// Panics if the slices differ in length.
+#[track_caller]
+pub fn relu_mul_into<T: Float>(dst: &mut [T], src: &[T], mask: &[T]) {
+    same_len("relu_mul", "src", dst.len(), src.len());
+    same_len("relu_mul", "mask", dst.len(), mask.len());
+    relu_mul_kernel(dst, src, mask);
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+fn relu_mul_kernel<T: Float>(dst: &mut [T], src: &[T], mask: &[T]) {
+    for ((d, &s), &k) in dst.iter_mut().zip(src).zip(mask) {
+        *d = if s > T::ZERO { s } else { T::ZERO } * k;
+    }
+}
+
+/// `dst = grad_out ⊙ mask` where `input > 0`, else 0: the gradient of
+/// [`relu_mul_into`] with respect to its input, the same bits as
+/// [`mul_into`] followed by [`relu_backward_into`].
+///
+/// # Panics
+///
+/// Panics if the slices differ in length.
+#[track_caller]
+pub fn relu_mul_backward_into<T: Float>(dst: &mut [T], grad_out: &[T], input: &[T], mask: &[T]) {
+    same_len("relu_mul_backward", "grad_out", dst.len(), grad_out.len());
+    same_len("relu_mul_backward", "input", dst.len(), input.len());
+    same_len("relu_mul_backward", "mask", dst.len(), mask.len());
+    relu_mul_backward_kernel(dst, grad_out, input, mask);
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+fn relu_mul_backward_kernel<T: Float>(dst: &mut [T], grad_out: &[T], input: &[T], mask: &[T]) {
+    for (((d, &g), &x), &k) in dst.iter_mut().zip(grad_out).zip(input).zip(mask) {
+        *d = if x > T::ZERO { g * k } else { T::ZERO };
+    }
+}
+
 /// `dst = f(src)` entry by entry, for the functions without a vector form.
 ///
 /// # Panics
@@ -255,6 +298,29 @@ mod tests {
         assert_eq!(out, [0.0, 0.0, 2.0]);
         relu_backward_into(&mut out, &[5.0, 5.0, 5.0], &input);
         assert_eq!(out, [0.0, 0.0, 5.0]);
+    }
+
+    fn bits(values: &[f32]) -> Vec<u32> {
+        values.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn fused_relu_dropout_rounds_like_the_two_passes() {
+        let input: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.37).collect();
+        let mask: Vec<f32> = (0..37).map(|i| if i % 3 == 0 { 0.0 } else { 4.0 / 3.0 }).collect();
+        let grad: Vec<f32> = (0..37).map(|i| (i as f32).sin()).collect();
+        let (mut relu, mut two_pass, mut fused) = (vec![0.0; 37], vec![0.0; 37], vec![0.0; 37]);
+        relu_into(&mut relu, &input);
+        mul_into(&mut two_pass, &relu, &mask);
+        relu_mul_into(&mut fused, &input, &mask);
+        assert_eq!(bits(&fused), bits(&two_pass));
+
+        let mut masked = vec![0.0; 37];
+        mul_into(&mut masked, &grad, &mask);
+        relu_backward_into(&mut two_pass, &masked, &input);
+        relu_mul_backward_into(&mut fused, &grad, &input, &mask);
+        assert_eq!(bits(&fused), bits(&two_pass));
+        assert_eq!(fused[18], 0.0, "the derivative at exactly 0 is 0");
     }
 
     #[test]

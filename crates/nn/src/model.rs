@@ -327,6 +327,9 @@ impl<T: Float> Multitask<T> {
         };
         let Some(mask) = mask else { return Ok(self.activate(tape, pre)) };
         match self.config.dropout_placement {
+            DropoutPlacement::AfterActivation if self.config.activation == Activation::Relu => {
+                tape.relu_dropout(pre, mask)
+            }
             DropoutPlacement::AfterActivation => {
                 let h = self.activate(tape, pre);
                 tape.dropout(h, mask)

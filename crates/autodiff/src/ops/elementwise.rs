@@ -4,8 +4,8 @@
 //! `y` for the output itself.
 
 use ferrochem_kernels::elementwise::{
-    add_into, log_sigmoid, map_into, mul_into, relu_backward_into, relu_into, scale_into, sigmoid,
-    sub_into, zip_map_into,
+    add_into, log_sigmoid, map_into, mul_into, relu_backward_into, relu_into,
+    relu_mul_backward_into, relu_mul_into, scale_into, sigmoid, sub_into, zip_map_into,
 };
 use ferrochem_kernels::{Float, Matrix};
 
@@ -65,6 +65,29 @@ impl<'p, T: Float> Tape<'p, T> {
         let mut value = Matrix::zeros(x_shape.0, x_shape.1);
         mul_into(value.as_mut_slice(), self.value(x).as_slice(), mask.as_slice());
         Ok(self.push_op(value, &[x], DropoutBackward { x, mask }))
+    }
+
+    /// `max(x, 0) ⊙ mask`: [`relu`](Self::relu) and then
+    /// [`dropout`](Self::dropout) as one op, the way a hidden layer ends
+    /// in training. Values and gradient are those of the two ops bit for
+    /// bit; the tape holds one matrix fewer and each direction makes one
+    /// pass over the batch instead of two.
+    ///
+    /// # Errors
+    ///
+    /// Fails unless `mask` has the shape of `x`.
+    pub fn relu_dropout(&mut self, x: Var, mask: Matrix<T>) -> Result<Var> {
+        let x_shape = self.shape(x);
+        require(
+            x_shape == mask.shape(),
+            "relu_dropout",
+            ("x", x_shape),
+            ("mask", mask.shape()),
+            "the mask must have the shape of x",
+        )?;
+        let mut value = Matrix::zeros(x_shape.0, x_shape.1);
+        relu_mul_into(value.as_mut_slice(), self.value(x).as_slice(), mask.as_slice());
+        Ok(self.push_op(value, &[x], ReluDropoutBackward { x, mask }))
     }
 
     /// `max(x, 0)`. The derivative at exactly 0 is taken as 0.
@@ -243,6 +266,29 @@ impl<'p, T: Float> Backward<'p, T> for DropoutBackward<T> {
             let (nrows, ncols) = grad_out.shape();
             let mut grad = Matrix::zeros(nrows, ncols);
             mul_into(grad.as_mut_slice(), grad_out.as_slice(), self.mask.as_slice());
+            ctx.accumulate(self.x, grad);
+        }
+        Ok(())
+    }
+}
+
+struct ReluDropoutBackward<T> {
+    x: Var,
+    mask: Matrix<T>,
+}
+
+impl<'p, T: Float> Backward<'p, T> for ReluDropoutBackward<T> {
+    /// `dx = G ⊙ mask ⊙ [x > 0]`.
+    fn backward(&self, ctx: &mut BackwardContext<'_, 'p, T>, grad_out: &Matrix<T>) -> Result<()> {
+        if ctx.wants(self.x) {
+            let (nrows, ncols) = grad_out.shape();
+            let mut grad = Matrix::zeros(nrows, ncols);
+            relu_mul_backward_into(
+                grad.as_mut_slice(),
+                grad_out.as_slice(),
+                ctx.value(self.x).as_slice(),
+                self.mask.as_slice(),
+            );
             ctx.accumulate(self.x, grad);
         }
         Ok(())

@@ -210,6 +210,21 @@ proptest! {
         check(&[x], |tape, v| tape.dropout(v[0], mask.clone()))?;
     }
 
+    // max(x, 0) ⊙ mask: dx = G ⊙ mask ⊙ [x > 0], inputs away from the kink.
+    #[test]
+    fn relu_dropout(
+        (x, keep) in ferrochem_testkit::shape().prop_flat_map(|(m, n)| {
+            (
+                values_away_from_zero(m * n, 0.05).prop_map(move |x| ((m, n), x)),
+                proptest::collection::vec(proptest::bool::ANY, m * n),
+            )
+        })
+    ) {
+        let ((m, n), _) = x;
+        let mask = Matrix::from_vec(m, n, keep.iter().map(|&k| if k { 1.0 / 0.75 } else { 0.0 }).collect());
+        check(&[x], |tape, v| tape.relu_dropout(v[0], mask.clone()))?;
+    }
+
     // Σ |x|: dx = g·sign(x); inputs away from the kink at 0.
     #[test]
     fn l1_norm((shape, x) in any_shape_with(|n| values_away_from_zero(n, 0.05).boxed())) {
