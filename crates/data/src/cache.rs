@@ -115,7 +115,8 @@ mod tests {
 
     #[test]
     fn a_second_run_hits_and_any_change_misses() {
-        let dir = std::env::temp_dir().join(format!("ferrochem-cache-{}", std::process::id()));
+        let scratch = tempfile::Builder::new().prefix("ferrochem-cache-").tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let smiles: Vec<String> =
             ["CCO", "C1CC", "c1ccccc1"].iter().map(|s| s.to_string()).collect();
         let bytes = b"smiles\nCCO\nC1CC\nc1ccccc1\n";
@@ -143,6 +144,5 @@ mod tests {
         std::fs::write(&path, b"garbage").unwrap();
         assert_eq!(run(bytes, options), (first.clone(), CacheOutcome::Computed));
         assert_eq!(run(bytes, options).1, CacheOutcome::Hit);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -386,8 +386,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_every_kind_of_damage() {
-        let dir = std::env::temp_dir().join(format!("ferrochem-ckpt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("ferrochem-ckpt-").tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let path = dir.join("state.bin");
         let value = (7u64, vec![1.5f32, -2.0], String::from("adam"));
         save(FileKind::Checkpoint, &value, &path).unwrap();
@@ -425,13 +425,12 @@ mod tests {
         );
         let missing = load::<u8>(FileKind::Model, &dir.join("absent.bin")).unwrap_err();
         assert!(matches!(missing.kind(), FileErrorKind::Io(_)));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn an_atomic_file_appears_only_when_committed() {
-        let dir = std::env::temp_dir().join(format!("ferrochem-atomic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("ferrochem-atomic-").tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let path = dir.join("out.csv");
         std::fs::write(&path, b"old").unwrap();
         let mut file = AtomicFile::create(&path).unwrap();
@@ -443,6 +442,5 @@ mod tests {
         file.commit().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

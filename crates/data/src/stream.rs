@@ -241,8 +241,8 @@ mod tests {
     #[test]
     fn chunks_agree_with_the_whole_file_reader() {
         use std::io::Write;
-        let dir = std::env::temp_dir().join(format!("ferrochem-stream-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("ferrochem-stream-").tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let mut csv = String::from("\u{feff}mol_id,smiles,label\r\n");
         for i in 0..10 {
             csv.push_str(&format!("M{i}, C{} ,{}\r\n", "C".repeat(i), i % 2));
@@ -273,6 +273,5 @@ mod tests {
         assert_eq!(rows[0].line, 2);
         let missing = SmilesStream::open(&input, "SMILES").unwrap_err().to_string();
         assert!(missing.contains("rows.csv.gz") && missing.contains("SMILES"), "{missing}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,11 +7,9 @@ fn ferrochem() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ferrochem"))
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrochem-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory, removed when the value drops.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("ferrochem-cli-{name}-")).tempdir().unwrap()
 }
 
 /// Forty molecules, two tasks with some labels missing.
@@ -41,8 +39,9 @@ fn write_small_csv(dir: &Path) -> PathBuf {
 
 #[test]
 fn featurize_writes_a_line_per_row() {
-    let dir = temp_dir("featurize");
-    let input = write_small_csv(&dir);
+    let scratch = temp_dir("featurize");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
     let output = dir.join("bits.tsv");
     let status =
         ferrochem().args(["featurize", "-i"]).arg(&input).arg("-o").arg(&output).status().unwrap();
@@ -56,8 +55,9 @@ fn featurize_writes_a_line_per_row() {
 
 #[test]
 fn train_writes_model_and_reports() {
-    let dir = temp_dir("train");
-    let input = write_small_csv(&dir);
+    let scratch = temp_dir("train");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
     let out = dir.join("run");
     let result = train_small(&input, &out, &dir.join("cache"), &[]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
@@ -120,8 +120,9 @@ fn train_writes_model_and_reports() {
 
 #[test]
 fn config_files_set_options_and_flags_override_them() {
-    let dir = temp_dir("config");
-    let input = write_small_csv(&dir);
+    let scratch = temp_dir("config");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
     let config = dir.join("config.json");
     std::fs::write(
         &config,
@@ -162,8 +163,9 @@ fn a_missing_file_is_a_clear_error() {
 
 #[test]
 fn weight_averaging_is_on_by_default_and_can_be_turned_off() {
-    let dir = temp_dir("swa");
-    let input = write_small_csv(&dir);
+    let scratch = temp_dir("swa");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
     let cache = dir.join("cache");
     let config = |out: &Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap()
@@ -203,7 +205,6 @@ fn weight_averaging_is_on_by_default_and_can_be_turned_off() {
     let result = train_small(&input, &dir.join("bad"), &cache, &["--swa-start", "soon"]);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("'soon' is neither a number of epochs nor 'off'"), "{stderr}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
@@ -256,8 +257,9 @@ fn read_json(path: &Path) -> serde_json::Value {
 
 #[test]
 fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
-    let dir = temp_dir("ensemble");
-    let input = write_small_csv(&dir);
+    let scratch = temp_dir("ensemble");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
     let cache = dir.join("cache");
     let whole = dir.join("whole");
     let result = train_small(&input, &whole, &cache, &["--ensemble-size", "3"]);
@@ -314,8 +316,9 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
 
 #[test]
 fn folds_write_a_run_per_fold_and_their_mean() {
-    let dir = temp_dir("folds");
-    let input = write_small_csv(&dir);
+    let scratch = temp_dir("folds");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
     let out = dir.join("cv");
     let result = train_small(&input, &out, &dir.join("cache"), &["--folds", "3"]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
@@ -337,8 +340,9 @@ fn folds_write_a_run_per_fold_and_their_mean() {
 
 #[test]
 fn counts_the_deepchem_preset_and_schedules_train() {
-    let dir = temp_dir("variants");
-    let input = write_small_csv(&dir);
+    let scratch = temp_dir("variants");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
     let cache = dir.join("cache");
     for (name, extra) in [
         ("counts", &["--counts"][..]),
@@ -375,8 +379,9 @@ fn counts_the_deepchem_preset_and_schedules_train() {
 
 #[test]
 fn predict_streams_a_long_pipe_in_order() {
-    let dir = temp_dir("stream");
-    let input = write_small_csv(&dir);
+    let scratch = temp_dir("stream");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
     let out = dir.join("run");
     let result = train_small(&input, &out, &dir.join("cache"), &[]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
@@ -416,8 +421,9 @@ fn predict_streams_a_long_pipe_in_order() {
 
 #[test]
 fn with_valid_and_no_test_everything_trains_and_nothing_is_tested() {
-    let dir = temp_dir("valid-only");
-    let input = write_small_csv(&dir);
+    let scratch = temp_dir("valid-only");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
     let out = dir.join("run");
     let result =
         train_small(&input, &out, &dir.join("cache"), &["--valid", input.to_str().unwrap()]);

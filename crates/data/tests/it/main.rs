@@ -17,13 +17,27 @@ fn test_data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
-/// Writes `contents` to a fresh file and returns its path.
-fn write_temp(name: &str, contents: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrochem-data-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+/// A file named by the test in a directory of its own, removed with it
+/// when the value drops.
+struct TempFile {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TempFile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Writes `contents` to a fresh file called `name`.
+fn write_temp(name: &str, contents: &[u8]) -> TempFile {
+    let dir = tempfile::Builder::new().prefix("ferrochem-data-").tempdir().unwrap();
+    let path = dir.path().join(name);
     std::fs::File::create(&path).unwrap().write_all(contents).unwrap();
-    path
+    TempFile { path, _dir: dir }
 }
 
 #[test]

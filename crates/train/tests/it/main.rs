@@ -31,10 +31,9 @@ fn run(
     Trainer::new().run(state, train, valid, &mut |_| Control::Continue)
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrochem-train-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory, removed when the value drops.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("ferrochem-train-{name}-")).tempdir().unwrap()
 }
 
 #[test]
@@ -139,7 +138,8 @@ fn resuming_mid_epoch_gives_bit_identical_weights() -> Result<(), Box<dyn std::e
     let mut uninterrupted = TrainingState::new(small_model(4), config.clone());
     run(&mut uninterrupted, &train, Some(&valid))?;
 
-    let dir = temp_dir("resume");
+    let scratch = temp_dir("resume");
+    let dir = scratch.path();
     let path = dir.join("checkpoint.bin");
     let trainer = Trainer::with_checkpoints(&path);
     let mut first_leg = TrainingState::new(small_model(4), config);
@@ -159,7 +159,7 @@ fn resuming_mid_epoch_gives_bit_identical_weights() -> Result<(), Box<dyn std::e
         s.history().iter().map(|r| (r.train_loss, r.valid.clone())).collect::<Vec<_>>()
     };
     assert_eq!(losses(&resumed), losses(&uninterrupted));
-    std::fs::remove_dir_all(&dir)?;
+    std::fs::remove_dir_all(dir)?;
     Ok(())
 }
 
@@ -198,7 +198,8 @@ fn weight_averaging_keeps_the_mean_of_the_last_epochs_and_resumes_exactly()
 
     // The average is part of the checkpoint: stopping inside the averaged
     // epochs and resuming ends with the same weights, bit for bit.
-    let dir = temp_dir("average");
+    let scratch = temp_dir("average");
+    let dir = scratch.path();
     let path = dir.join("checkpoint.bin");
     let trainer = Trainer::with_checkpoints(&path);
     let mut first_leg = TrainingState::new(small_model(8), config);
@@ -210,7 +211,7 @@ fn weight_averaging_keeps_the_mean_of_the_last_epochs_and_resumes_exactly()
     let mut resumed = TrainingState::load(&path)?;
     trainer.run(&mut resumed, &train, Some(&valid), &mut |_| Control::Continue)?;
     assert!(resumed.model() == averaged.model(), "resumed average differs");
-    std::fs::remove_dir_all(&dir)?;
+    std::fs::remove_dir_all(dir)?;
     Ok(())
 }
 
@@ -232,7 +233,8 @@ fn thread_count_does_not_change_the_weights() -> Result<(), TrainError> {
 fn model_files_are_byte_identical_across_identical_runs() -> Result<(), Box<dyn std::error::Error>>
 {
     let (train, valid, _) = teacher_data();
-    let dir = temp_dir("model");
+    let scratch = temp_dir("model");
+    let dir = scratch.path();
     let mut files = Vec::new();
     for run_idx in 0..2 {
         let mut state = TrainingState::new(small_model(6), quick_config(2));
@@ -243,14 +245,15 @@ fn model_files_are_byte_identical_across_identical_runs() -> Result<(), Box<dyn 
         assert!(ferrochem_train::load_model(&path)? == *state.model());
     }
     assert_eq!(files[0], files[1]);
-    std::fs::remove_dir_all(&dir)?;
+    std::fs::remove_dir_all(dir)?;
     Ok(())
 }
 
 #[test]
 fn a_damaged_checkpoint_is_refused_by_name() -> Result<(), Box<dyn std::error::Error>> {
     let (train, _, _) = teacher_data();
-    let dir = temp_dir("damaged");
+    let scratch = temp_dir("damaged");
+    let dir = scratch.path();
     let path = dir.join("checkpoint.bin");
     let mut state = TrainingState::new(small_model(7), quick_config(1));
     Trainer::with_checkpoints(&path).run(&mut state, &train, None, &mut |_| Control::Continue)?;
@@ -265,7 +268,7 @@ fn a_damaged_checkpoint_is_refused_by_name() -> Result<(), Box<dyn std::error::E
     std::fs::write(&path, &corrupted)?;
     let err = TrainingState::load(&path).unwrap_err();
     assert!(matches!(err.kind(), checkpoint::FileErrorKind::Corrupted), "{err}");
-    std::fs::remove_dir_all(&dir)?;
+    std::fs::remove_dir_all(dir)?;
     Ok(())
 }
 
