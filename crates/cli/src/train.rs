@@ -45,10 +45,11 @@ pub struct TrainArgs {
     /// Training CSV (plain or gzipped) with a SMILES column and label columns.
     #[arg(long)]
     pub data: PathBuf,
-    /// Validation CSV; with it and no --test, all of --data trains.
+    /// Validation CSV; with it and no --test, all of --data trains. Its
+    /// label columns are found by the task names of --data, in any order.
     #[arg(long)]
     pub valid: Option<PathBuf>,
-    /// Test CSV, scored once at the end.
+    /// Test CSV, scored once at the end; columns found as for --valid.
     #[arg(long)]
     pub test: Option<PathBuf>,
     /// Column holding the SMILES.
@@ -388,11 +389,17 @@ pub fn progress_bar(prefix: &'static str, len: u64, unit: &str) -> indicatif::Pr
     bar
 }
 
-fn featurize(path: &Path, args: &TrainArgs) -> anyhow::Result<Featurized> {
+/// Reads and featurizes `path`, with `tasks` as its label columns (every
+/// numeric column when `None`).
+fn featurize(
+    path: &Path,
+    args: &TrainArgs,
+    tasks: Option<Vec<String>>,
+) -> anyhow::Result<Featurized> {
     let input = Input::Path(path);
     let options = TableOptions {
         smiles_column: args.smiles_column.clone(),
-        tasks: args.tasks.clone(),
+        tasks,
         weights_column: weights_column(&args.weights),
     };
     let table = read_table(&input, &options)?;
@@ -937,9 +944,13 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
             "--folds makes its own splits; it cannot be combined with --valid, --test or --split-file"
         );
     }
-    let main = featurize(&args.data, args)?;
-    let valid_file = args.valid.as_deref().map(|p| featurize(p, args)).transpose()?;
-    let test_file = args.test.as_deref().map(|p| featurize(p, args)).transpose()?;
+    let main = featurize(&args.data, args, args.tasks.clone())?;
+    // The validation and test files are read by the training file's task
+    // names: their columns may come in another order, and a column the
+    // training file lacks is not a task.
+    let other = |path: &Path| featurize(path, args, Some(main.table.task_names.clone()));
+    let valid_file = args.valid.as_deref().map(other).transpose()?;
+    let test_file = args.test.as_deref().map(other).transpose()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let Some(k) = args.folds else {

@@ -433,4 +433,39 @@ fn with_valid_and_no_test_everything_trains_and_nothing_is_tested() {
     assert!(summary.get("valid").is_some());
     assert_eq!(summary["rows"]["train"], 40);
     assert!(!out.join("test_predictions.csv").exists());
+
+    // The same validation rows with their columns in another order, and
+    // one column more, are scored task by task as before.
+    let shuffled = dir.join("shuffled.csv");
+    let text = std::fs::read_to_string(&input).unwrap();
+    let reordered: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let extra = if i == 0 { "note" } else { "x" };
+            format!("{},{},{},{extra}\n", f[2], f[0], f[1])
+        })
+        .collect();
+    std::fs::write(&shuffled, reordered).unwrap();
+    let again = dir.join("again");
+    let result =
+        train_small(&input, &again, &dir.join("cache"), &["--valid", shuffled.to_str().unwrap()]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(read_json(&again.join("summary.json"))["valid"], summary["valid"]);
+
+    // A validation file without one of the tasks is refused by name.
+    let partial = dir.join("partial.csv");
+    let text: String =
+        text.lines().map(|line| line.rsplit_once(',').unwrap().0.to_owned() + "\n").collect();
+    std::fs::write(&partial, text).unwrap();
+    let result = train_small(
+        &input,
+        &dir.join("bad"),
+        &dir.join("cache"),
+        &["--valid", partial.to_str().unwrap()],
+    );
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("partial.csv") && stderr.contains("'b'"), "{stderr}");
 }
