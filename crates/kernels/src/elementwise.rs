@@ -179,7 +179,8 @@ pub fn relu_mul_into<T: Float>(dst: &mut [T], src: &[T], mask: &[T]) {
 #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
 fn relu_mul_kernel<T: Float>(dst: &mut [T], src: &[T], mask: &[T]) {
     for ((d, &s), &k) in dst.iter_mut().zip(src).zip(mask) {
-        *d = if s > T::ZERO { s } else { T::ZERO } * k;
+        let relu = if s > T::ZERO { s } else { T::ZERO };
+        *d = relu * k;
     }
 }
 
