@@ -54,17 +54,7 @@ impl<'p, T: Float> Tape<'p, T> {
     ///
     /// Fails unless `mask` has the shape of `x`.
     pub fn dropout(&mut self, x: Var, mask: Matrix<T>) -> Result<Var> {
-        let x_shape = self.shape(x);
-        require(
-            x_shape == mask.shape(),
-            "dropout",
-            ("x", x_shape),
-            ("mask", mask.shape()),
-            "the mask must have the shape of x",
-        )?;
-        let mut value = Matrix::zeros(x_shape.0, x_shape.1);
-        mul_into(value.as_mut_slice(), self.value(x).as_slice(), mask.as_slice());
-        Ok(self.push_op(value, &[x], DropoutBackward { x, mask }))
+        self.masked("dropout", x, mask, Gate::None)
     }
 
     /// `max(x, 0) ⊙ mask`: [`relu`](Self::relu) and then
@@ -77,17 +67,25 @@ impl<'p, T: Float> Tape<'p, T> {
     ///
     /// Fails unless `mask` has the shape of `x`.
     pub fn relu_dropout(&mut self, x: Var, mask: Matrix<T>) -> Result<Var> {
+        self.masked("relu_dropout", x, mask, Gate::Relu)
+    }
+
+    fn masked(&mut self, op: &'static str, x: Var, mask: Matrix<T>, gate: Gate) -> Result<Var> {
         let x_shape = self.shape(x);
         require(
             x_shape == mask.shape(),
-            "relu_dropout",
+            op,
             ("x", x_shape),
             ("mask", mask.shape()),
             "the mask must have the shape of x",
         )?;
         let mut value = Matrix::zeros(x_shape.0, x_shape.1);
-        relu_mul_into(value.as_mut_slice(), self.value(x).as_slice(), mask.as_slice());
-        Ok(self.push_op(value, &[x], ReluDropoutBackward { x, mask }))
+        let (dst, src) = (value.as_mut_slice(), self.value(x).as_slice());
+        match gate {
+            Gate::None => mul_into(dst, src, mask.as_slice()),
+            Gate::Relu => relu_mul_into(dst, src, mask.as_slice()),
+        }
+        Ok(self.push_op(value, &[x], MaskedBackward { x, mask, gate }))
     }
 
     /// `max(x, 0)`. The derivative at exactly 0 is taken as 0.
@@ -254,43 +252,35 @@ impl<'p, T: Float> Backward<'p, T> for UnaryBackward<T> {
     }
 }
 
-struct DropoutBackward<T> {
+/// What a masked op applies to its input before the mask.
+#[derive(Clone, Copy)]
+enum Gate {
+    /// Nothing: dropout alone.
+    None,
+    /// ReLU, fused with the dropout that follows it.
+    Relu,
+}
+
+struct MaskedBackward<T> {
     x: Var,
     mask: Matrix<T>,
+    gate: Gate,
 }
 
-impl<'p, T: Float> Backward<'p, T> for DropoutBackward<T> {
-    /// `dx = G ⊙ mask`.
+impl<'p, T: Float> Backward<'p, T> for MaskedBackward<T> {
+    /// dropout: `dx = G ⊙ mask`; relu-dropout: `dx = G ⊙ mask ⊙ [x > 0]`.
     fn backward(&self, ctx: &mut BackwardContext<'_, 'p, T>, grad_out: &Matrix<T>) -> Result<()> {
-        if ctx.wants(self.x) {
-            let (nrows, ncols) = grad_out.shape();
-            let mut grad = Matrix::zeros(nrows, ncols);
-            mul_into(grad.as_mut_slice(), grad_out.as_slice(), self.mask.as_slice());
-            ctx.accumulate(self.x, grad);
+        if !ctx.wants(self.x) {
+            return Ok(());
         }
-        Ok(())
-    }
-}
-
-struct ReluDropoutBackward<T> {
-    x: Var,
-    mask: Matrix<T>,
-}
-
-impl<'p, T: Float> Backward<'p, T> for ReluDropoutBackward<T> {
-    /// `dx = G ⊙ mask ⊙ [x > 0]`.
-    fn backward(&self, ctx: &mut BackwardContext<'_, 'p, T>, grad_out: &Matrix<T>) -> Result<()> {
-        if ctx.wants(self.x) {
-            let (nrows, ncols) = grad_out.shape();
-            let mut grad = Matrix::zeros(nrows, ncols);
-            relu_mul_backward_into(
-                grad.as_mut_slice(),
-                grad_out.as_slice(),
-                ctx.value(self.x).as_slice(),
-                self.mask.as_slice(),
-            );
-            ctx.accumulate(self.x, grad);
+        let (nrows, ncols) = grad_out.shape();
+        let mut grad = Matrix::zeros(nrows, ncols);
+        let (dst, g, mask) = (grad.as_mut_slice(), grad_out.as_slice(), self.mask.as_slice());
+        match self.gate {
+            Gate::None => mul_into(dst, g, mask),
+            Gate::Relu => relu_mul_backward_into(dst, g, ctx.value(self.x).as_slice(), mask),
         }
+        ctx.accumulate(self.x, grad);
         Ok(())
     }
 }
