@@ -133,7 +133,8 @@ pub fn run_predict(args: &PredictArgs) -> anyhow::Result<()> {
         ),
     };
     let out_name = args.output.as_deref().filter(|o| *o != "-").unwrap_or("standard output");
-    let write_error = |err: std::io::Error| anyhow::anyhow!("cannot write {out_name}: {err}");
+    let write_error =
+        |err: std::io::Error| anyhow::Error::new(err).context(format!("cannot write {out_name}"));
 
     let mut header = vec!["smiles".to_owned()];
     header.extend(stream.identifier_names().iter().map(|id| csv_field(id)));

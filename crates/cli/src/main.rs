@@ -96,11 +96,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(code) => code,
+        // The reader of our standard output went away (`ferrochem predict
+        // ... | head`): the pipeline got what it asked for, so stop quietly
+        // as other Unix filters do.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ferrochem: error: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Turns `train --config FILE` into flags: each key of the JSON object is a

@@ -127,14 +127,9 @@ impl fmt::Display for FileError {
     }
 }
 
-impl std::error::Error for FileError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            FileErrorKind::Io(err) => Some(err),
-            _ => None,
-        }
-    }
-}
+// No `source`, for the reason given at `DataError`: the message already
+// carries the I/O error's own.
+impl std::error::Error for FileError {}
 
 /// The header of a payload of `len` bytes with CRC-32 `crc`.
 fn header(kind: FileKind, len: u64, crc: u32) -> [u8; HEADER_LEN] {

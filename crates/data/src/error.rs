@@ -90,12 +90,7 @@ impl fmt::Display for DataError {
     }
 }
 
-impl std::error::Error for DataError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            DataErrorKind::Io(err) => Some(err),
-            DataErrorKind::Csv(err) => Some(err),
-            _ => None,
-        }
-    }
-}
+// No `source`: the message above already ends with the underlying I/O or
+// CSV error, and reporters that walk the chain (anyhow's `{:#}`) would
+// print it twice. `kind()` hands out the inner error to callers who want it.
+impl std::error::Error for DataError {}

@@ -152,13 +152,21 @@ fn config_files_set_options_and_flags_override_them() {
 
 #[test]
 fn a_missing_file_is_a_clear_error() {
-    let result = ferrochem()
-        .args(["train", "--data", "/nonexistent.csv", "--out", "/tmp/ferrochem-never"])
-        .output()
-        .unwrap();
-    assert!(!result.status.success());
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(stderr.contains("/nonexistent.csv"), "{stderr}");
+    let scratch = temp_dir("missing");
+    let dir = scratch.path();
+    let (data, model, out) = (dir.join("nonexistent.csv"), dir.join("no-model"), dir.join("out"));
+    let train = ferrochem().arg("train").arg("--data").arg(&data).arg("--out").arg(&out).output();
+    let predict =
+        ferrochem().args(["predict", "--model"]).arg(&model).arg("-i").arg(&data).output();
+    for result in [train.unwrap(), predict.unwrap()] {
+        assert!(!result.status.success());
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.contains("nonexistent.csv") || stderr.contains("no-model"), "{stderr}");
+        // The operating system's reason appears once, not once per layer
+        // of the error chain.
+        assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
+    }
+    assert!(!out.exists());
 }
 
 #[test]
@@ -401,9 +409,12 @@ fn predict_streams_a_long_pipe_in_order() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        stdin.write_all(csv.as_bytes()).unwrap();
+    let writer = std::thread::spawn({
+        let csv = csv.clone();
+        move || {
+            use std::io::Write;
+            stdin.write_all(csv.as_bytes()).unwrap();
+        }
     });
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
@@ -417,6 +428,33 @@ fn predict_streams_a_long_pipe_in_order() {
     }
     assert_eq!(lines[7001], "C1CC,m7000,,");
     assert!(String::from_utf8_lossy(&output.stderr).contains("<stdin>:7002"));
+
+    // A reader that stops early (`| head -1`) ends predict quietly.
+    let mut child = ferrochem()
+        .args(["predict", "--model"])
+        .arg(&out)
+        .args(["-i", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        // Fails once predict has stopped reading, which is the point.
+        let _ = stdin.write_all(csv.as_bytes());
+    });
+    let mut first_line = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut first_line).unwrap();
+    assert_eq!(first_line, "smiles,id,a,b\n");
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
 }
 
 #[test]
