@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use ferrochem_chem::{EcfpOptions, ReadOptions, ValenceTable};
 use ferrochem_data::Input;
 
@@ -139,8 +139,35 @@ fn expand_config(args: Vec<std::ffi::OsString>) -> anyhow::Result<Vec<std::ffi::
         .with_context(|| format!("cannot read {}", path.display()))?;
     let config: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a JSON object", path.display()))?;
+    // Checked here rather than left to clap, whose complaint would name a
+    // flag the user never typed and not the file the key is in.
+    let known: Vec<String> = Cli::command()
+        .find_subcommand("train")
+        .expect("train is a subcommand")
+        .get_arguments()
+        .filter_map(|arg| arg.get_long())
+        .filter(|&long| long != "config")
+        .map(|long| long.replace('-', "_"))
+        .collect();
     let mut flags: Vec<std::ffi::OsString> = Vec::new();
     for (key, value) in config {
+        if !known.iter().any(|k| *k == key.replace('-', "_")) {
+            let closest = known
+                .iter()
+                .map(|k| (strsim::jaro_winkler(k, &key), k))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .filter(|&(similarity, _)| similarity > 0.8);
+            match closest {
+                Some((_, k)) => {
+                    bail!("{}: unknown option '{key}'; did you mean '{k}'?", path.display())
+                }
+                None => bail!(
+                    "{}: unknown option '{key}'; the options are the long flags of \
+                     `ferrochem train --help` with underscores, such as 'learning_rate'",
+                    path.display()
+                ),
+            }
+        }
         let flag = format!("--{}", key.replace('_', "-"));
         let text = match value {
             serde_json::Value::Bool(value) => value.to_string(),

@@ -148,6 +148,22 @@ fn config_files_set_options_and_flags_override_them() {
     assert_eq!(resolved["seed"], 3);
     assert_eq!(resolved["counts"], false, "a false flag in the file turns a default off");
     assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 2);
+
+    // A misspelt key is named, with its file and the key meant.
+    std::fs::write(&config, r#"{"epochs": 5, "learning_rat": 0.01}"#).unwrap();
+    let result = ferrochem()
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.join("misspelt"))
+        .output()
+        .unwrap();
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("config.json: unknown option 'learning_rat'"), "{stderr}");
+    assert!(stderr.contains("did you mean 'learning_rate'?"), "{stderr}");
 }
 
 #[test]
