@@ -65,7 +65,7 @@ struct FeaturizeArgs {
     #[arg(long, default_value_t = 2)]
     radius: u32,
     /// Length of the folded bit vector.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1024, value_parser = train::at_least::<u32, 1>)]
     bits: u32,
     /// Which RDKit valence table decides what is rejected: `current`
     /// (2024.09 and later) or `legacy` (2024.03 and earlier).

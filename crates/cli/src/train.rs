@@ -75,7 +75,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     pub radius: u32,
     /// ECFP length.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1024, value_parser = at_least::<u32, 1>)]
     pub bits: u32,
     /// Count how many environments fold onto each bit rather than only
     /// marking it on; `--counts false` gives bit fingerprints.
@@ -86,20 +86,20 @@ pub struct TrainArgs {
     /// of --data being the test part once, with a tenth of the rest
     /// validating; one output folder per fold, DIR/fold-1 …, and a summary
     /// with the mean and spread.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    #[arg(long, value_parser = at_least::<u64, 2>)]
     pub folds: Option<u64>,
     /// Seed of the split, the initialization, the shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Passes over the training data.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = at_least::<usize, 1>)]
     pub epochs: usize,
     /// Rows per batch [default: 100, or 50 for regression].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least::<usize, 1>)]
     pub batch_size: Option<usize>,
     /// Step size of the optimizer [default: 1.5e-3, or 1e-3 for
     /// regression].
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub learning_rate: Option<f64>,
     /// The optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
@@ -114,20 +114,20 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub warmup_steps: u64,
     /// Clip the global gradient norm to this value [default: off].
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub clip_norm: Option<f64>,
     /// Hidden layer widths, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1000,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "1000,1000", value_parser = at_least::<usize, 1>)]
     pub layers: Vec<usize>,
     /// Dropout rate of the hidden layers.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = dropout_rate)]
     pub dropout: f64,
     /// L1 penalty on weights: l1 · Σ|W|.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub l1: f64,
     /// L2 penalty on weights: (l2 / 2) · ΣW², added to the loss averaged
     /// over labelled entries.
-    #[arg(long, default_value_t = 5e-3)]
+    #[arg(long, default_value_t = 5e-3, value_parser = non_negative)]
     pub l2: f64,
     /// Per-label weights: `balanced` (classes weigh the same, fitted on
     /// the training rows), `none`, or `column:NAME`.
@@ -139,10 +139,10 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub metric: Option<MetricArg>,
     /// Stop after this many epochs without improvement [default: off].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least::<usize, 1>)]
     pub patience: Option<usize>,
     /// Smallest change that counts as an improvement.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub min_delta: f64,
     /// Stochastic weight averaging: after N epochs, average the weights at
     /// the end of every later epoch and keep that average as the model;
@@ -153,7 +153,7 @@ pub struct TrainArgs {
     pub swa_start: Option<SwaStart>,
     /// Networks trained with different seeds whose predictions are
     /// averaged; `predict --uncertainty` reports their spread.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 3, value_parser = at_least::<u64, 1>)]
     pub ensemble_size: u64,
     /// Start from a published architecture: `deepchem` is DeepChem's
     /// MultitaskClassifier (weights N(0, 0.02), hidden bias 1, dropout
@@ -164,10 +164,10 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
     /// Worker threads [default: RAYON_NUM_THREADS, else all cores].
-    #[arg(long)]
+    #[arg(long, value_parser = at_least::<usize, 1>)]
     pub threads: Option<usize>,
     /// Also checkpoint every this many steps (always at each epoch's end).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least::<u64, 1>)]
     pub checkpoint_every: Option<u64>,
     /// Output folder.
     #[arg(long)]
@@ -182,6 +182,42 @@ pub struct TrainArgs {
     /// the command line override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+/// Parses a whole number of at least `MIN`, with a message that says so
+/// (clap's own ranges print the type's largest value as the bound).
+pub(crate) fn at_least<T, const MIN: u8>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + From<u8> + PartialOrd,
+    T::Err: std::fmt::Display,
+{
+    let value: T = text.parse().map_err(|err| format!("{err}"))?;
+    if value >= T::from(MIN) { Ok(value) } else { Err(format!("must be at least {MIN}")) }
+}
+
+fn finite(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|err| format!("{err}"))?;
+    if value.is_finite() { Ok(value) } else { Err("must be a finite number".to_owned()) }
+}
+
+fn positive(text: &str) -> Result<f64, String> {
+    let value = finite(text)?;
+    if value > 0.0 { Ok(value) } else { Err("must be greater than 0".to_owned()) }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    let value = finite(text)?;
+    if value >= 0.0 { Ok(value) } else { Err("must not be negative".to_owned()) }
+}
+
+/// A dropout rate: 1 would zero every unit, and the network could not learn.
+fn dropout_rate(text: &str) -> Result<f64, String> {
+    let value = finite(text)?;
+    if (0.0..1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("must be at least 0 and below 1".to_owned())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -918,6 +954,18 @@ fn train_members(
 
 /// Runs `ferrochem train`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    match (args.task_type, args.metric) {
+        (TaskType::Classification, Some(MetricArg::Rmse)) => {
+            bail!(
+                "--metric rmse is for --task-type regression; classification takes roc-auc or prc-auc"
+            )
+        }
+        (TaskType::Regression, Some(metric @ (MetricArg::RocAuc | MetricArg::PrcAuc))) => bail!(
+            "--metric {} is for classification; --task-type regression takes rmse",
+            metric.to_possible_value().expect("no skipped variants").get_name()
+        ),
+        _ => {}
+    }
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)

@@ -167,6 +167,38 @@ fn config_files_set_options_and_flags_override_them() {
 }
 
 #[test]
+fn option_values_that_cannot_train_are_refused() {
+    let scratch = temp_dir("bad-options");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
+    let out = dir.join("run");
+    let cases: [(&[&str], &str); 7] = [
+        (&["--batch-size", "0"], "must be at least 1"),
+        (&["--epochs", "0"], "must be at least 1"),
+        (&["--layers", "100,0"], "must be at least 1"),
+        (&["--dropout", "1"], "below 1"),
+        (&["--learning-rate", "0"], "greater than 0"),
+        (&["--l2", "inf"], "finite"),
+        (&["--task-type", "regression", "--metric", "roc-auc"], "--metric roc-auc"),
+    ];
+    for (args, reason) in cases {
+        let result = ferrochem()
+            .args(["train", "--data"])
+            .arg(&input)
+            .arg("--out")
+            .arg(&out)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{args:?}");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!out.exists(), "{args:?}");
+    }
+}
+
+#[test]
 fn a_missing_file_is_a_clear_error() {
     let scratch = temp_dir("missing");
     let dir = scratch.path();
