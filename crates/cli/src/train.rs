@@ -117,7 +117,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = positive)]
     pub clip_norm: Option<f64>,
     /// Hidden layer widths, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1000,1000", value_parser = at_least::<usize, 1>)]
+    #[arg(long, value_delimiter = ',', default_value = "1000,1000",
+          value_parser = at_least::<usize, 1>)]
     pub layers: Vec<usize>,
     /// Dropout rate of the hidden layers.
     #[arg(long, default_value_t = 0.5, value_parser = dropout_rate)]
