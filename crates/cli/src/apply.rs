@@ -12,7 +12,7 @@ use ferrochem_train::checkpoint::{self, FileKind};
 use ferrochem_train::metrics::{PrcArea, TaskKind, score};
 
 use crate::train::{
-    MODEL_FORMAT_VERSION, SavedModel, TaskType, csv_field, input_features, print_scores,
+    MODEL_FORMAT_VERSION, SavedModel, SavedModelV2, TaskType, csv_field, print_scores,
 };
 
 /// Options of `ferrochem predict`.
@@ -52,7 +52,16 @@ pub struct EvalArgs {
 
 fn load(dir: &Path) -> anyhow::Result<SavedModel> {
     let path = dir.join("model.bin");
-    let saved: SavedModel = checkpoint::load(FileKind::Model, &path)?;
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let saved: SavedModel = match checkpoint::decode(FileKind::Model, &bytes, &path) {
+        Ok(saved) => saved,
+        // A model of the previous format, whose members share one
+        // fingerprint, reads on; any other failure is the first one.
+        Err(err) => checkpoint::decode::<SavedModelV2>(FileKind::Model, &bytes, &path)
+            .ok()
+            .and_then(SavedModel::from_v2)
+            .ok_or(err)?,
+    };
     if saved.format_version != MODEL_FORMAT_VERSION {
         anyhow::bail!(
             "{}: model format {} is not the {} this build reads; retrain with this version",
@@ -72,8 +81,7 @@ fn predict(saved: &SavedModel, rows: &[&[u32]]) -> anyhow::Result<(Matrix<f32>, 
     let mut mean = Vec::with_capacity(rows.len() * n_tasks);
     let mut spread = Vec::with_capacity(rows.len() * n_tasks);
     for chunk in rows.chunks(1024) {
-        let features = input_features(saved.fingerprint, saved.bits, chunk)?;
-        let (m, s) = saved.predict(&features)?;
+        let (m, s) = saved.predict_rows(chunk)?;
         mean.extend_from_slice(m.as_slice());
         spread.extend_from_slice(s.as_slice());
     }
@@ -217,4 +225,36 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let scores = score(&predictions, &table.targets, &table.mask, kind, PrcArea::AveragePrecision);
     print_scores(&saved.tasks, kind, &[("data", &scores)]);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ferrochem_data::featurize::Fingerprint;
+    use ferrochem_nn::MultitaskConfig;
+
+    use super::*;
+
+    #[test]
+    fn a_model_of_the_previous_format_loads_with_its_fingerprint_for_every_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = |seed| MultitaskConfig::classifier(64, 2).init(seed);
+        let old = SavedModelV2 {
+            format_version: 2,
+            members: vec![member(1), member(2)],
+            radius: 2,
+            bits: 64,
+            fingerprint: Fingerprint::Counts,
+            tasks: vec!["a".to_owned(), "b".to_owned()],
+            task_type: TaskType::Classification,
+            scaling: None,
+        };
+        checkpoint::save(FileKind::Model, &old, &dir.path().join("model.bin")).unwrap();
+        let saved = load(dir.path()).unwrap();
+        assert_eq!(saved.format_version, MODEL_FORMAT_VERSION);
+        assert_eq!(saved.fingerprints, [Fingerprint::Counts, Fingerprint::Counts]);
+        assert_eq!(saved.tasks, old.tasks);
+        let rows: [&[u32]; 2] = [&[1, 1, 5], &[3]];
+        let (mean, _) = saved.predict_rows(&rows).unwrap();
+        assert_eq!((mean.nrows(), mean.ncols()), (2, 2));
+    }
 }

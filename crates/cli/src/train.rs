@@ -34,10 +34,10 @@ use serde_json::{Value, json};
 /// Options of `ferrochem train`; every default is the one a plain
 /// `ferrochem train --data X.csv --out DIR` uses.
 ///
-/// The model defaults (ECFP4 counts, two hidden layers of 1000, dropout
-/// 0.5, L2 5e-3, batches of 100 at a learning rate of 1.5e-3, the weights
-/// averaged over the last two thirds of the epochs, an ensemble of three)
-/// were chosen on Tox21 without its test rows: on the validation part of
+/// The model defaults (two hidden layers of 1000, dropout 0.5, batches of
+/// 100 at a learning rate of 1.5e-3, the weights averaged over the last two
+/// thirds of the epochs, an ensemble of three members: two on ECFP4 counts
+/// with L2 5e-3 and one on ECFP4 bits with L2 3e-3) were chosen on Tox21 without its test rows: on the validation part of
 /// DeepChem's random split averaged over seeds 0, 1 and 2, and by 5-fold
 /// cross-validation over its training and validation rows.
 #[derive(Clone, Debug, clap::Args, Serialize)]
@@ -77,11 +77,15 @@ pub struct TrainArgs {
     /// ECFP length.
     #[arg(long, default_value_t = 1024, value_parser = at_least::<u32, 1>)]
     pub bits: u32,
-    /// Count how many environments fold onto each bit rather than only
-    /// marking it on; `--counts false` gives bit fingerprints.
-    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_value_t = true,
-          default_missing_value = "true", value_name = "BOOL")]
-    pub counts: bool,
+    /// Whether a member's input counts how many environments fold onto
+    /// each bit (true) or only marks the bit on (false), member by member:
+    /// the list is repeated to the ensemble's size, so `--counts false`
+    /// gives bit fingerprints throughout and the default gives two count
+    /// members, then one bit member. The two views of the same fingerprint
+    /// make members that err apart, which averages better than seeds alone.
+    #[arg(long, value_delimiter = ',', num_args = 0..=1, default_value = "true,true,false",
+          default_missing_value = "true", value_name = "BOOL,..", value_parser = clap::value_parser!(bool))]
+    pub counts: Vec<bool>,
     /// Cross-validate: train K times, each fold of a seeded K-way partition
     /// of --data being the test part once, with a tenth of the rest
     /// validating; one output folder per fold, DIR/fold-1 …, and a summary
@@ -127,9 +131,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     pub l1: f64,
     /// L2 penalty on weights: (l2 / 2) · ΣW², added to the loss averaged
-    /// over labelled entries.
-    #[arg(long, default_value_t = 5e-3, value_parser = non_negative)]
-    pub l2: f64,
+    /// over labelled entries [default: 5e-3 for members on counts, 3e-3 on
+    /// bits].
+    #[arg(long, value_parser = non_negative)]
+    pub l2: Option<f64>,
     /// Per-label weights: `balanced` (classes weigh the same, fitted on
     /// the training rows), `none`, or `column:NAME`.
     #[arg(long, default_value = "balanced")]
@@ -303,8 +308,8 @@ pub struct SavedModel {
     pub radius: u32,
     /// See `radius`.
     pub bits: u32,
-    /// Bits or counts.
-    pub fingerprint: Fingerprint,
+    /// Bits or counts, member by member.
+    pub fingerprints: Vec<Fingerprint>,
     /// Task names in output order.
     pub tasks: Vec<String>,
     /// Classification or regression.
@@ -314,46 +319,87 @@ pub struct SavedModel {
 }
 
 /// The layout of [`SavedModel`] this build writes and reads.
-pub const MODEL_FORMAT_VERSION: u32 = 2;
+pub const MODEL_FORMAT_VERSION: u32 = 3;
+
+/// Format 2 of `model.bin`, read and converted by
+/// [`SavedModel::from_v2`]: one fingerprint kind for every member.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedModelV2 {
+    pub format_version: u32,
+    pub members: Vec<Multitask<f32>>,
+    pub radius: u32,
+    pub bits: u32,
+    pub fingerprint: Fingerprint,
+    pub tasks: Vec<String>,
+    pub task_type: TaskType,
+    pub scaling: Option<TargetScaling>,
+}
 
 impl SavedModel {
-    /// The featurizer the model was trained with.
+    /// A format 2 model in this format.
+    pub fn from_v2(old: SavedModelV2) -> Option<SavedModel> {
+        (old.format_version == 2).then(|| SavedModel {
+            format_version: MODEL_FORMAT_VERSION,
+            fingerprints: vec![old.fingerprint; old.members.len()],
+            members: old.members,
+            radius: old.radius,
+            bits: old.bits,
+            tasks: old.tasks,
+            task_type: old.task_type,
+            scaling: old.scaling,
+        })
+    }
+
+    /// The featurizer whose rows serve every member (see
+    /// [`featurization_kind`]).
     pub fn featurizer(&self) -> Featurizer {
         Featurizer {
             ecfp: EcfpOptions { radius: self.radius, n_bits: self.bits },
             read: ReadOptions::default(),
-            fingerprint: self.fingerprint,
+            fingerprint: featurization_kind(&self.fingerprints),
         }
     }
 
     /// Mean and spread (population standard deviation) over the members of
-    /// the predictions for `features`, in the original units.
-    pub fn predict(&self, features: &Features) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
-        let input = match features {
-            Features::Sparse(x) => ModelInput::Sparse(x),
-            Features::Dense(x) => ModelInput::Dense(x),
-        };
-        self.combine(|member| Ok(member.predict(input)?))
+    /// the predictions for `rows` (multisets of bit indices, as
+    /// [`SavedModel::featurizer`] makes them), in the original units.
+    pub fn predict_rows(&self, rows: &[&[u32]]) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
+        let mut inputs: Vec<(Fingerprint, Features)> = Vec::new();
+        for &kind in &self.fingerprints {
+            if !inputs.iter().any(|(k, _)| *k == kind) {
+                inputs.push((kind, input_features(kind, self.bits, rows)?));
+            }
+        }
+        let input_of =
+            |kind: Fingerprint| &inputs.iter().find(|(k, _)| *k == kind).expect("built").1;
+        self.combine(|member, kind| {
+            let input = match input_of(kind) {
+                Features::Sparse(x) => ModelInput::Sparse(x),
+                Features::Dense(x) => ModelInput::Dense(x),
+            };
+            Ok(member.predict(input)?)
+        })
     }
 
-    /// Like [`SavedModel::predict`] over a whole data set, batch by batch,
-    /// so memory stays that of a batch of activations.
-    pub fn predict_dataset(
+    /// Like [`SavedModel::predict_rows`] over a whole data set given in
+    /// each member's fingerprint, batch by batch, so memory stays that of a
+    /// batch of activations.
+    pub fn predict_dataset<'d>(
         &self,
-        data: &dyn Dataset,
+        data_of: impl Fn(Fingerprint) -> &'d dyn Dataset,
     ) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
-        self.combine(|member| Ok(predict_dataset(member, data, 1024)?))
+        self.combine(|member, kind| Ok(predict_dataset(member, data_of(kind), 1024)?))
     }
 
     /// Mean and spread of `predict_member` over the members, each first
     /// put back in the original units.
     fn combine(
         &self,
-        mut predict_member: impl FnMut(&Multitask<f32>) -> anyhow::Result<Matrix<f32>>,
+        mut predict_member: impl FnMut(&Multitask<f32>, Fingerprint) -> anyhow::Result<Matrix<f32>>,
     ) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
         let mut each = Vec::with_capacity(self.members.len());
-        for member in &self.members {
-            let mut prediction = predict_member(member)?;
+        for (member, &kind) in self.members.iter().zip(&self.fingerprints) {
+            let mut prediction = predict_member(member, kind)?;
             if let Some(scaling) = &self.scaling {
                 scaling.undo(&mut prediction);
             }
@@ -381,17 +427,31 @@ fn mean_and_spread(each: &[Matrix<f32>]) -> (Matrix<f32>, Matrix<f32>) {
 
 /// The model input of rows given as multisets of bit indices (see
 /// [`Featurizer::features`]): a sparse matrix either way, a bit repeated
-/// for each count.
+/// for each count. Bits of count rows keep one of each repeated bit.
 pub fn input_features(
     fingerprint: Fingerprint,
     n_bits: u32,
     rows: &[&[u32]],
 ) -> anyhow::Result<Features> {
     let x = match fingerprint {
-        Fingerprint::Bits => SparseBinary::from_rows(n_bits as usize, rows.iter().copied()),
+        Fingerprint::Bits => SparseBinary::from_rows(
+            n_bits as usize,
+            rows.iter().map(|row| {
+                let mut bits = row.to_vec();
+                bits.dedup();
+                bits
+            }),
+        ),
         Fingerprint::Counts => SparseBinary::from_count_rows(n_bits as usize, rows.iter().copied()),
     };
     Ok(Features::Sparse(x.context("fingerprint bits out of range")?))
+}
+
+/// The fingerprint rows are computed in for members of `kinds`: counts if
+/// any member takes them, since bits follow from counts and not the other
+/// way round.
+pub fn featurization_kind(kinds: &[Fingerprint]) -> Fingerprint {
+    if kinds.contains(&Fingerprint::Counts) { Fingerprint::Counts } else { Fingerprint::Bits }
 }
 
 /// A featurized input file.
@@ -407,8 +467,49 @@ fn featurizer_of(args: &TrainArgs) -> Featurizer {
     Featurizer {
         ecfp: EcfpOptions { radius: args.radius, n_bits: args.bits },
         read: ReadOptions::default(),
-        fingerprint: if args.counts { Fingerprint::Counts } else { Fingerprint::Bits },
+        fingerprint: featurization_kind(&member_fingerprints(args)),
     }
+}
+
+/// The fingerprint of every member in words: `counts`, `bits`, or, for
+/// a mix, each member's in turn (`counts, counts, bits`).
+fn fingerprint_names(fingerprints: &[Fingerprint]) -> String {
+    let name = |kind: &Fingerprint| match kind {
+        Fingerprint::Counts => "counts",
+        Fingerprint::Bits => "bits",
+    };
+    if fingerprints.iter().all(|k| *k == fingerprints[0]) {
+        name(&fingerprints[0]).to_owned()
+    } else {
+        fingerprints.iter().map(name).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The parts in `fingerprint` among `parts`, which hold every fingerprint
+/// of the ensemble.
+fn parts_in<'p, 'f>(parts: &'p [Parts<'f>], fingerprint: Fingerprint) -> &'p Parts<'f> {
+    parts.iter().find(|p| p.fingerprint == fingerprint).expect("parts are built for every member")
+}
+
+/// The input fingerprint of each ensemble member: `--counts` repeated to
+/// the ensemble's size.
+fn member_fingerprints(args: &TrainArgs) -> Vec<Fingerprint> {
+    (0..args.ensemble_size as usize)
+        .map(|member| match args.counts[member % args.counts.len()] {
+            true => Fingerprint::Counts,
+            false => Fingerprint::Bits,
+        })
+        .collect()
+}
+
+/// The L2 penalty of a member on `fingerprint`. Count inputs are larger
+/// than bits, and by cross-validation on Tox21 they want a stronger
+/// penalty (5e-3 against 3e-3 for bits).
+fn member_l2(args: &TrainArgs, fingerprint: Fingerprint) -> f64 {
+    args.l2.unwrap_or(match fingerprint {
+        Fingerprint::Counts => 5e-3,
+        Fingerprint::Bits => 3e-3,
+    })
 }
 
 /// A bar styled like the others of this program; indicatif draws nothing
@@ -494,14 +595,14 @@ fn weights_column(weights: &str) -> Option<String> {
 /// The rows `rows` of `f` as a data set with the given weights and targets.
 fn dataset(
     f: &Featurized,
-    args: &TrainArgs,
+    (fingerprint, n_bits): (Fingerprint, u32),
     rows: &[usize],
     weights: &Matrix<f32>,
     targets: &Matrix<f32>,
 ) -> anyhow::Result<InMemoryDataset> {
     let selected: Vec<&[u32]> = rows.iter().map(|&r| f.rows[r].as_slice()).collect();
     Ok(InMemoryDataset::new(
-        input_features(featurizer_of(args).fingerprint, args.bits, &selected)?,
+        input_features(fingerprint, n_bits, &selected)?,
         select_matrix_rows(targets, rows),
         select_matrix_rows(weights, rows),
         select_matrix_rows(&f.table.mask, rows),
@@ -652,9 +753,10 @@ fn learning_rate(args: &TrainArgs, steps_per_epoch: u64) -> anyhow::Result<Learn
     Ok(LearningRate { base: learning_rate_base(args), schedule, warmup_steps: args.warmup_steps })
 }
 
-/// The data of one training run: its three parts, and where the test rows
-/// came from.
+/// The data of one training run in one fingerprint: its three parts, and
+/// where the test rows came from.
 struct Parts<'f> {
+    fingerprint: Fingerprint,
     train: InMemoryDataset,
     valid: Option<InMemoryDataset>,
     test: Option<(InMemoryDataset, &'f Featurized, Vec<usize>)>,
@@ -663,6 +765,7 @@ struct Parts<'f> {
 
 fn build_parts<'f>(
     args: &TrainArgs,
+    fingerprint: Fingerprint,
     main: &'f Featurized,
     split: &Split,
     valid_file: Option<&'f Featurized>,
@@ -683,27 +786,28 @@ fn build_parts<'f>(
     };
     let main_weights = weights_for(main, args, balance.as_deref())?;
     let main_targets = scaled(main);
+    let input = (fingerprint, args.bits);
     let part = |f: &Featurized| -> anyhow::Result<InMemoryDataset> {
-        dataset(f, args, &all_rows(f), &weights_for(f, args, balance.as_deref())?, &scaled(f))
+        dataset(f, input, &all_rows(f), &weights_for(f, args, balance.as_deref())?, &scaled(f))
     };
-    let train = dataset(main, args, &split.train, &main_weights, &main_targets)?;
+    let train = dataset(main, input, &split.train, &main_weights, &main_targets)?;
     let valid = match valid_file {
         Some(v) => Some(part(v)?),
         None if !split.valid.is_empty() => {
-            Some(dataset(main, args, &split.valid, &main_weights, &main_targets)?)
+            Some(dataset(main, input, &split.valid, &main_weights, &main_targets)?)
         }
         None => None,
     };
     let test = match test_file {
         Some(t) => Some((part(t)?, t, all_rows(t))),
         None if !split.test.is_empty() => Some((
-            dataset(main, args, &split.test, &main_weights, &main_targets)?,
+            dataset(main, input, &split.test, &main_weights, &main_targets)?,
             main,
             split.test.clone(),
         )),
         None => None,
     };
-    Ok(Parts { train, valid, test, scaling })
+    Ok(Parts { fingerprint, train, valid, test, scaling })
 }
 
 /// A member of the ensemble that has finished training.
@@ -813,7 +917,11 @@ fn member_setup(
             OptimizerArg::Sgd => OptimizerConfig::sgd(),
         },
         clip_norm: args.clip_norm,
-        loss: LossConfig { reduction, l1: args.l1, l2: args.l2 },
+        loss: LossConfig {
+            reduction,
+            l1: args.l1,
+            l2: member_l2(args, member_fingerprints(args)[member as usize]),
+        },
         task_kind: kind,
         metric: members_metric(args),
         patience: args.patience,
@@ -863,13 +971,14 @@ fn learning_rate_base(args: &TrainArgs) -> f64 {
 fn train_members(
     args: &TrainArgs,
     out: &Path,
-    parts: &Parts<'_>,
+    parts: &[Parts<'_>],
     n_tasks: usize,
     resume: bool,
 ) -> anyhow::Result<Vec<FinishedMember>> {
     let checkpoint = out.join("checkpoint.bin");
     let options = run_options(args)?;
-    let steps_per_epoch = parts.train.n_rows().div_ceil(batch_size(args).max(1)) as u64;
+    let steps_per_epoch = parts[0].train.n_rows().div_ceil(batch_size(args).max(1)) as u64;
+    let fingerprints = member_fingerprints(args);
     let (mut finished, mut current) = if resume {
         let saved: RunCheckpoint =
             ferrochem_train::checkpoint::load(FileKind::Checkpoint, &checkpoint)?;
@@ -899,6 +1008,7 @@ fn train_members(
     let mut steps_taken = 0u64;
     while (finished.len() as u64) < args.ensemble_size {
         let member = finished.len() as u64;
+        let parts = parts_in(parts, fingerprints[member as usize]);
         let mut state = match current.take() {
             Some(state) => state,
             None => {
@@ -1062,7 +1172,15 @@ fn train_once(
 ) -> anyhow::Result<Value> {
     let classification = args.task_type == TaskType::Classification;
     let kind = if classification { TaskKind::Classification } else { TaskKind::Regression };
-    let parts = build_parts(args, main, split, valid_file, test_file)?;
+    let fingerprints = member_fingerprints(args);
+    let mut all_parts: Vec<Parts<'_>> = Vec::new();
+    for &kind in &fingerprints {
+        if !all_parts.iter().any(|p| p.fingerprint == kind) {
+            all_parts.push(build_parts(args, kind, main, split, valid_file, test_file)?);
+        }
+    }
+    // Rows, labels, weights and scaling are the same in every fingerprint.
+    let parts = &all_parts[0];
     if parts.train.n_rows() == 0 {
         bail!("{}: the split leaves no training rows", args.data.display());
     }
@@ -1082,7 +1200,7 @@ fn train_once(
         );
     }
     let tasks = main.table.task_names.clone();
-    let members = train_members(args, out, &parts, tasks.len(), resume)?;
+    let members = train_members(args, out, &all_parts, tasks.len(), resume)?;
 
     let mut metrics_lines = String::new();
     for (member, finished) in members.iter().enumerate() {
@@ -1110,7 +1228,7 @@ fn train_once(
         members: members.iter().map(|m| m.model.clone()).collect(),
         radius: args.radius,
         bits: args.bits,
-        fingerprint: featurizer_of(args).fingerprint,
+        fingerprints: fingerprints.clone(),
         tasks: tasks.clone(),
         task_type: args.task_type,
         scaling: parts.scaling.clone(),
@@ -1118,9 +1236,13 @@ fn train_once(
     ferrochem_train::checkpoint::save(FileKind::Model, &saved, &out.join("model.bin"))?;
     write_file(out, "config.json", serde_json::to_string_pretty(&resolved(args)?)?.as_bytes())?;
 
-    // Scores of the ensemble's mean prediction, in the original units.
-    let evaluate = |data: &InMemoryDataset| -> anyhow::Result<(Scores, Matrix<f32>)> {
-        let (predictions, _) = saved.predict_dataset(data)?;
+    // Scores of the ensemble's mean prediction, in the original units, on
+    // the part that `part_of` picks.
+    let evaluate = |part_of: &dyn for<'a> Fn(&'a Parts<'a>) -> &'a InMemoryDataset|
+     -> anyhow::Result<(Scores, Matrix<f32>)> {
+        let (predictions, _) = saved
+            .predict_dataset(|kind| part_of(parts_in(&all_parts, kind)) as &dyn Dataset)?;
+        let data = part_of(parts);
         let (mut targets, mask) = labels_of(data);
         if let Some(scaling) = &parts.scaling {
             scaling.undo(&mut targets);
@@ -1128,11 +1250,15 @@ fn train_once(
         let scores = score(&predictions, &targets, &mask, kind, PrcArea::AveragePrecision);
         Ok((scores, predictions))
     };
-    let (train_scores, _) = evaluate(&parts.train)?;
-    let valid_scores = parts.valid.as_ref().map(&evaluate).transpose()?.map(|(s, _)| s);
+    let (train_scores, _) = evaluate(&|p| &p.train)?;
+    let valid_scores = match &parts.valid {
+        Some(_) => Some(evaluate(&|p| p.valid.as_ref().expect("every fingerprint has one"))?.0),
+        None => None,
+    };
     let mut test_scores = None;
     if let Some((test_data, source, rows)) = &parts.test {
-        let (scores, predictions) = evaluate(test_data)?;
+        let (scores, predictions) =
+            evaluate(&|p| &p.test.as_ref().expect("every fingerprint has one").0)?;
         test_scores = Some(scores);
         let mut csv = format!(
             "smiles,{}\n",
@@ -1180,7 +1306,7 @@ fn train_once(
             "ecfp radius {} bits {} {} (RDKit-compatible Morgan)",
             args.radius,
             args.bits,
-            if args.counts { "counts" } else { "bits" }
+            fingerprint_names(&fingerprints)
         ),
         "version": env!("CARGO_PKG_VERSION"),
         "commit": env!("FERROCHEM_COMMIT"),

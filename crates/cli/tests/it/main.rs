@@ -146,7 +146,11 @@ fn config_files_set_options_and_flags_override_them() {
     assert_eq!(resolved["epochs"], 2, "the command line wins");
     assert_eq!(resolved["layers"], serde_json::json!([8, 8]));
     assert_eq!(resolved["seed"], 3);
-    assert_eq!(resolved["counts"], false, "a false flag in the file turns a default off");
+    assert_eq!(
+        resolved["counts"],
+        serde_json::json!([false]),
+        "a false in the file turns a default off"
+    );
     assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 2);
 
     // A misspelt key is named, with its file and the key meant.
@@ -322,6 +326,9 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let summary = read_json(&whole.join("summary.json"));
     assert_eq!(summary["best_epoch"].as_array().unwrap().len(), 3);
+    // By default two members read counts and the third bits.
+    let featurizer = summary["featurizer"].as_str().unwrap();
+    assert!(featurizer.contains("counts, counts, bits"), "{featurizer}");
     let metrics = std::fs::read_to_string(whole.join("metrics.jsonl")).unwrap();
     let members: Vec<u64> = metrics
         .lines()
