@@ -261,40 +261,29 @@ pub fn load<T: DeserializeOwned>(kind: FileKind, path: &Path) -> Result<T, FileE
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it to disk,
 /// and renames it over `path`; on failure the temporary file is removed and
-/// `path` is untouched.
+/// `path` is untouched. See [`AtomicFile`], which this is in one call, for
+/// paths that are not regular files.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        // Flushing the folder makes the rename itself durable; not every
-        // platform lets a folder be opened, so failure here is ignored.
-        if let Ok(dir) = File::open(&dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit()
 }
 
 /// A file written in pieces that appears at its path whole or not at all:
 /// the bytes go to a temporary file beside it, and [`AtomicFile::commit`]
 /// flushes, syncs and renames it into place. Dropped without a commit, the
 /// temporary file is removed and whatever was at the path stays.
+///
+/// A path that already holds something other than a regular file, such as
+/// `/dev/null`, a named pipe or a terminal, is written in place instead:
+/// renaming over it would replace the device or pipe with a plain file
+/// (and, run as root, break `/dev/null` for every other program).
 #[derive(Debug)]
 pub struct AtomicFile {
     path: PathBuf,
-    temporary: PathBuf,
+    /// The file being written, renamed to `path` on commit; `None` when
+    /// `path` is written in place.
+    temporary: Option<PathBuf>,
     writer: Option<std::io::BufWriter<File>>,
 }
 
@@ -303,15 +292,22 @@ impl AtomicFile {
     ///
     /// # Errors
     ///
-    /// Fails if the temporary file cannot be created.
+    /// Fails if the temporary file (or the special file at `path`) cannot
+    /// be opened.
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
+        let special = std::fs::metadata(path).is_ok_and(|meta| !meta.is_file());
+        let (file, temporary) = if special {
+            (std::fs::OpenOptions::new().write(true).open(path)?, None)
+        } else {
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let name =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+            (File::create(&temporary)?, Some(temporary))
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temporary = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let file = File::create(&temporary)?;
         Ok(AtomicFile {
             path: path.to_path_buf(),
             temporary,
@@ -324,7 +320,8 @@ impl AtomicFile {
     ///
     /// # Errors
     ///
-    /// Fails if the file cannot be flushed, sought or written.
+    /// Fails if the file cannot be flushed, sought or written (a pipe
+    /// cannot be sought).
     pub fn overwrite_start(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::{Seek, SeekFrom};
         let writer = self.writer.as_mut().expect("an uncommitted file has its writer");
@@ -344,16 +341,29 @@ impl AtomicFile {
     /// then keeps its old contents.
     pub fn commit(mut self) -> std::io::Result<()> {
         let writer = self.writer.take().expect("an uncommitted file has its writer");
-        let file = writer.into_inner().map_err(|err| err.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&self.temporary, &self.path)?;
-        if let Some(dir) = self.path.parent()
-            && let Ok(dir) =
-                File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+        let temporary = self.temporary.take();
+        let result = (|| {
+            let file = writer.into_inner().map_err(|err| err.into_error())?;
+            let Some(temporary) = &temporary else { return Ok(()) };
+            file.sync_all()?;
+            std::fs::rename(temporary, &self.path)?;
+            // Flushing the folder makes the rename itself durable; not
+            // every platform lets a folder be opened, so failure here is
+            // ignored.
+            if let Some(dir) = self.path.parent()
+                && let Ok(dir) =
+                    File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+            {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })();
+        if result.is_err()
+            && let Some(temporary) = &temporary
         {
-            let _ = dir.sync_all();
+            let _ = std::fs::remove_file(temporary);
         }
-        Ok(())
+        result
     }
 }
 
@@ -369,8 +379,10 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
-            let _ = std::fs::remove_file(&self.temporary);
+        if self.writer.take().is_some()
+            && let Some(temporary) = &self.temporary
+        {
+            let _ = std::fs::remove_file(temporary);
         }
     }
 }
@@ -437,5 +449,30 @@ mod tests {
         file.commit().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+    }
+
+    /// A named pipe stands in for `/dev/null` and friends, which a test
+    /// must not risk replacing.
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_at_the_path_is_written_through_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let scratch = tempfile::Builder::new().prefix("ferrochem-atomic-").tempdir().unwrap();
+        let pipe = scratch.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+        if !made.is_ok_and(|status| status.success()) {
+            eprintln!("skipped: mkfifo is not available");
+            return;
+        }
+        let reader = std::thread::spawn({
+            let pipe = pipe.clone();
+            move || std::fs::read(pipe).unwrap()
+        });
+        write_atomically(&pipe, b"through the pipe").unwrap();
+        // Checked before joining: a pipe renamed over would leave the
+        // reader waiting for ever.
+        assert!(std::fs::metadata(&pipe).unwrap().file_type().is_fifo());
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 1, "no temporary file");
     }
 }
