@@ -37,9 +37,10 @@ use serde_json::{Value, json};
 /// The model defaults (two hidden layers of 1000, dropout 0.5, batches of
 /// 100 at a learning rate of 1.5e-3, the weights averaged over the last two
 /// thirds of the epochs, an ensemble of three members: two on ECFP4 counts
-/// with L2 5e-3 and one on ECFP4 bits with L2 3e-3) were chosen on Tox21 without its test rows: on the validation part of
-/// DeepChem's random split averaged over seeds 0, 1 and 2, and by 5-fold
-/// cross-validation over its training and validation rows.
+/// with L2 5e-3 and one on ECFP4 bits with L2 3e-3) were chosen on Tox21
+/// without its test rows: on the validation part of DeepChem's random split
+/// averaged over seeds 0, 1 and 2, and by 5-fold cross-validation over its
+/// training and validation rows.
 #[derive(Clone, Debug, clap::Args, Serialize)]
 pub struct TrainArgs {
     /// Training CSV (plain or gzipped) with a SMILES column and label columns.
@@ -1188,9 +1189,9 @@ fn train_once(
     let kind = if classification { TaskKind::Classification } else { TaskKind::Regression };
     let fingerprints = member_fingerprints(args);
     let mut all_parts: Vec<Parts<'_>> = Vec::new();
-    for &kind in &fingerprints {
-        if !all_parts.iter().any(|p| p.fingerprint == kind) {
-            all_parts.push(build_parts(args, kind, main, split, valid_file, test_file)?);
+    for &fingerprint in &fingerprints {
+        if !all_parts.iter().any(|p| p.fingerprint == fingerprint) {
+            all_parts.push(build_parts(args, fingerprint, main, split, valid_file, test_file)?);
         }
     }
     // Rows, labels, weights and scaling are the same in every fingerprint.
