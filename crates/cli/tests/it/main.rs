@@ -440,6 +440,20 @@ fn counts_the_deepchem_preset_and_schedules_train() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--schedule"));
 }
 
+/// `ferrochem predict` with the model in `model`, reading standard input,
+/// every stream a pipe.
+fn predict_through_pipes(model: &Path) -> std::process::Child {
+    ferrochem()
+        .args(["predict", "--model"])
+        .arg(model)
+        .args(["-i", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn predict_streams_a_long_pipe_in_order() {
     let scratch = temp_dir("stream");
@@ -454,15 +468,7 @@ fn predict_streams_a_long_pipe_in_order() {
         let smiles = if i == 7000 { "C1CC".to_owned() } else { "C".repeat(1 + i % 7) };
         csv.push_str(&format!("m{i},{smiles}\n"));
     }
-    let mut child = ferrochem()
-        .args(["predict", "--model"])
-        .arg(&out)
-        .args(["-i", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = predict_through_pipes(&out);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn({
         let csv = csv.clone();
@@ -485,15 +491,7 @@ fn predict_streams_a_long_pipe_in_order() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("<stdin>:7002"));
 
     // A reader that stops early (`| head -1`) ends predict quietly.
-    let mut child = ferrochem()
-        .args(["predict", "--model"])
-        .arg(&out)
-        .args(["-i", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = predict_through_pipes(&out);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         use std::io::Write;
