@@ -12,7 +12,8 @@ use ferrochem_train::checkpoint::{self, FileKind};
 use ferrochem_train::metrics::{PrcArea, TaskKind, score};
 
 use crate::train::{
-    MODEL_FORMAT_VERSION, SavedModel, SavedModelV2, TaskType, csv_field, print_scores,
+    MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_3, SavedModel, SavedModelV2, TaskType, csv_field,
+    print_scores,
 };
 
 /// Options of `ferrochem predict`.
@@ -53,18 +54,21 @@ pub struct EvalArgs {
 fn load(dir: &Path) -> anyhow::Result<SavedModel> {
     let path = dir.join("model.bin");
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let saved: SavedModel = match checkpoint::decode(FileKind::Model, &bytes, &path) {
+    let mut saved: SavedModel = match checkpoint::decode(FileKind::Model, &bytes, &path) {
         Ok(saved) => saved,
-        // A model of the previous format, whose members share one
-        // fingerprint, reads on; any other failure is the first one.
+        // A model of format 2, whose members share one fingerprint, reads
+        // on; any other failure is the first one.
         Err(err) => checkpoint::decode::<SavedModelV2>(FileKind::Model, &bytes, &path)
             .ok()
             .and_then(SavedModel::from_v2)
             .ok_or(err)?,
     };
+    if saved.format_version == MODEL_FORMAT_VERSION_3 {
+        saved.format_version = MODEL_FORMAT_VERSION;
+    }
     if saved.format_version != MODEL_FORMAT_VERSION {
         anyhow::bail!(
-            "{}: model format {} is not the {} this build reads; retrain with this version",
+            "{}: model format {} is not one this build reads (2 to {}); retrain with this version",
             path.display(),
             saved.format_version,
             MODEL_FORMAT_VERSION
@@ -229,13 +233,14 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use ferrochem_data::featurize::Fingerprint;
-    use ferrochem_nn::MultitaskConfig;
+    use ferrochem_data::featurize::{Encoding, Fingerprint};
+    use ferrochem_nn::{Multitask, MultitaskConfig};
+    use serde::Serialize;
 
     use super::*;
 
     #[test]
-    fn a_model_of_the_previous_format_loads_with_its_fingerprint_for_every_member() {
+    fn a_model_of_format_2_loads_with_its_fingerprint_for_every_member() {
         let dir = tempfile::tempdir().unwrap();
         let member = |seed| MultitaskConfig::classifier(64, 2).init(seed);
         let old = SavedModelV2 {
@@ -251,10 +256,60 @@ mod tests {
         checkpoint::save(FileKind::Model, &old, &dir.path().join("model.bin")).unwrap();
         let saved = load(dir.path()).unwrap();
         assert_eq!(saved.format_version, MODEL_FORMAT_VERSION);
-        assert_eq!(saved.fingerprints, [Fingerprint::Counts, Fingerprint::Counts]);
+        assert_eq!(saved.encodings, [Encoding::Counts, Encoding::Counts]);
         assert_eq!(saved.tasks, old.tasks);
         let rows: [&[u32]; 2] = [&[1, 1, 5], &[3]];
         let (mean, _) = saved.predict_rows(&rows).unwrap();
         assert_eq!((mean.nrows(), mean.ncols()), (2, 2));
+    }
+
+    /// Format 3 of `model.bin`, as the builds that wrote it declared it.
+    #[derive(Serialize)]
+    struct SavedModelV3 {
+        format_version: u32,
+        members: Vec<Multitask<f32>>,
+        radius: u32,
+        bits: u32,
+        fingerprints: Vec<Fingerprint>,
+        tasks: Vec<String>,
+        task_type: TaskType,
+        scaling: Option<ferrochem_data::weights::TargetScaling>,
+    }
+
+    #[test]
+    fn a_model_of_format_3_loads_with_each_members_fingerprint_read_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let members = vec![
+            MultitaskConfig::classifier(64, 2).init(1),
+            MultitaskConfig::classifier(64, 2).init(2),
+        ];
+        let old = SavedModelV3 {
+            format_version: MODEL_FORMAT_VERSION_3,
+            members: members.clone(),
+            radius: 2,
+            bits: 64,
+            fingerprints: vec![Fingerprint::Counts, Fingerprint::Bits],
+            tasks: vec!["a".to_owned(), "b".to_owned()],
+            task_type: TaskType::Classification,
+            scaling: None,
+        };
+        checkpoint::save(FileKind::Model, &old, &dir.path().join("model.bin")).unwrap();
+        let saved = load(dir.path()).unwrap();
+        assert_eq!(saved.format_version, MODEL_FORMAT_VERSION);
+        assert_eq!(saved.encodings, [Encoding::Counts, Encoding::Bits]);
+        // The counts member sees the repeated bit twice, the bits member once.
+        let rows: [&[u32]; 1] = [&[1, 1, 5]];
+        let (mean, _) = saved.predict_rows(&rows).unwrap();
+        let counts = Encoding::Counts.encode(64, &rows).unwrap();
+        let bits = Encoding::Bits.encode(64, &rows).unwrap();
+        let by_hand: Vec<f32> = members[0]
+            .predict(ferrochem_nn::ModelInput::Sparse(&counts))
+            .unwrap()
+            .as_slice()
+            .iter()
+            .zip(members[1].predict(ferrochem_nn::ModelInput::Sparse(&bits)).unwrap().as_slice())
+            .map(|(a, b)| ((f64::from(*a) + f64::from(*b)) / 2.0) as f32)
+            .collect();
+        assert_eq!(mean.as_slice(), by_hand.as_slice());
     }
 }

@@ -108,8 +108,8 @@ impl MultitaskConfig {
     /// The default classifier for `n_features` inputs and `n_tasks` tasks:
     /// two ReLU layers of 1000 with dropout 0.5 after each, He-normal
     /// weights, a Xavier logistic output layer. The widths and dropout
-    /// were chosen on Tox21 validation data, with an L2 penalty of 5e-3
-    /// (the default of `ferrochem_train::TrainConfig`); DeepChem's chapter
+    /// were chosen on Tox21 validation data, with an L2 penalty of 5e-3 on
+    /// count fingerprints; DeepChem's chapter
     /// network is one layer of 1000 with dropout 0.25.
     pub fn classifier(n_features: usize, n_tasks: usize) -> Self {
         MultitaskConfig {

@@ -176,7 +176,7 @@ fn option_values_that_cannot_train_are_refused() {
     let dir = scratch.path();
     let input = write_small_csv(dir);
     let out = dir.join("run");
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--batch-size", "0"], "must be at least 1"),
         (&["--epochs", "0"], "must be at least 1"),
         (&["--layers", "100,0"], "must be at least 1"),
@@ -184,6 +184,7 @@ fn option_values_that_cannot_train_are_refused() {
         (&["--learning-rate", "0"], "greater than 0"),
         (&["--l2", "inf"], "finite"),
         (&["--task-type", "regression", "--metric", "roc-auc"], "--metric roc-auc"),
+        (&["--bits", "2000000000"], "too many"),
     ];
     for (args, reason) in cases {
         let result = ferrochem()
@@ -322,13 +323,15 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
     let input = write_small_csv(dir);
     let cache = dir.join("cache");
     let whole = dir.join("whole");
-    let result = train_small(&input, &whole, &cache, &["--ensemble-size", "3"]);
+    // Two members on counts and a third on bits, so that the member resumed
+    // below reads another encoding than the ones before it.
+    let mixed = ["--ensemble-size", "3", "--counts", "true,true,false"];
+    let result = train_small(&input, &whole, &cache, &mixed);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let summary = read_json(&whole.join("summary.json"));
     assert_eq!(summary["best_epoch"].as_array().unwrap().len(), 3);
-    // By default two members read counts and the third bits.
     let featurizer = summary["featurizer"].as_str().unwrap();
-    assert!(featurizer.contains("counts, counts, bits"), "{featurizer}");
+    assert!(featurizer.contains("thermometer levels, bits"), "{featurizer}");
     let metrics = std::fs::read_to_string(whole.join("metrics.jsonl")).unwrap();
     let members: Vec<u64> = metrics
         .lines()
@@ -340,17 +343,17 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
         assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{plot}");
     }
 
-    // Interrupted in the middle of the second member (3 batches an epoch,
+    // Interrupted in the middle of the third member (3 batches an epoch,
     // 9 a member), then resumed: the same model, byte for byte.
     let split = dir.join("split");
-    let stopped = train_small_command(&input, &split, &cache, &["--ensemble-size", "3"])
-        .env("FERROCHEM_STOP_AFTER_STEPS", "13")
+    let stopped = train_small_command(&input, &split, &cache, &mixed)
+        .env("FERROCHEM_STOP_AFTER_STEPS", "22")
         .output()
         .unwrap();
     assert!(!stopped.status.success());
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("--resume"));
     assert!(!split.join("model.bin").exists());
-    let resumed = train_small(&input, &split, &cache, &["--ensemble-size", "3", "--resume"]);
+    let resumed = train_small(&input, &split, &cache, &[&mixed[..], &["--resume"]].concat());
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     assert_eq!(
         std::fs::read(whole.join("model.bin")).unwrap(),
@@ -363,7 +366,7 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
 
     // Resuming under other options is refused.
     let other =
-        train_small(&input, &split, &cache, &["--ensemble-size", "3", "--resume", "--seed", "9"]);
+        train_small(&input, &split, &cache, &[&mixed[..], &["--resume", "--seed", "9"]].concat());
     assert!(!other.status.success());
     assert!(String::from_utf8_lossy(&other.stderr).contains("other options"));
 
