@@ -471,8 +471,8 @@ fn featurizer_of(args: &TrainArgs) -> Featurizer {
     }
 }
 
-/// How every member reads the fingerprint, in words: `counts`, `bits`,
-/// or, for a mix, each member's in turn (`counts, counts, bits`).
+/// How every member reads the fingerprint, in words (`bits`, `counts
+/// with 2 thermometer levels`), each member's in turn for a mix.
 fn encoding_names(encodings: &[Encoding]) -> String {
     let name = |encoding: &Encoding| match *encoding {
         Encoding::Bits => "bits".to_owned(),
