@@ -54,26 +54,29 @@ pub struct EvalArgs {
 fn load(dir: &Path) -> anyhow::Result<SavedModel> {
     let path = dir.join("model.bin");
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut saved: SavedModel = match checkpoint::decode(FileKind::Model, &bytes, &path) {
-        Ok(saved) => saved,
-        // A model of format 2, whose members share one fingerprint, reads
-        // on; any other failure is the first one.
-        Err(err) => checkpoint::decode::<SavedModelV2>(FileKind::Model, &bytes, &path)
-            .ok()
-            .and_then(SavedModel::from_v2)
-            .ok_or(err)?,
-    };
-    if saved.format_version == MODEL_FORMAT_VERSION_3 {
-        saved.format_version = MODEL_FORMAT_VERSION;
-    }
-    if saved.format_version != MODEL_FORMAT_VERSION {
-        anyhow::bail!(
-            "{}: model format {} is not one this build reads (2 to {}); retrain with this version",
+    // Every layout opens with its version, so it is read on its own first
+    // and the rest decoded by the layout it names.
+    let version: u32 = checkpoint::decode_leading(FileKind::Model, &bytes, &path)?;
+    let saved = match version {
+        2 => {
+            let old: SavedModelV2 = checkpoint::decode(FileKind::Model, &bytes, &path)?;
+            SavedModel::from_v2(old)
+        }
+        MODEL_FORMAT_VERSION_3 | MODEL_FORMAT_VERSION => SavedModel {
+            format_version: MODEL_FORMAT_VERSION,
+            ..checkpoint::decode(FileKind::Model, &bytes, &path)?
+        },
+        newer if newer > MODEL_FORMAT_VERSION => anyhow::bail!(
+            "{}: model format {newer} is newer than this build reads (2 to {}); use a newer ferrochem",
             path.display(),
-            saved.format_version,
             MODEL_FORMAT_VERSION
-        );
-    }
+        ),
+        older => anyhow::bail!(
+            "{}: model format {older} is older than this build reads (2 to {}); retrain with this version",
+            path.display(),
+            MODEL_FORMAT_VERSION
+        ),
+    };
     Ok(saved)
 }
 
@@ -311,5 +314,23 @@ mod tests {
             .map(|(a, b)| ((f64::from(*a) + f64::from(*b)) / 2.0) as f32)
             .collect();
         assert_eq!(mean.as_slice(), by_hand.as_slice());
+    }
+
+    #[test]
+    fn a_model_of_a_later_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let later = SavedModel {
+            format_version: MODEL_FORMAT_VERSION + 1,
+            members: vec![MultitaskConfig::classifier(64, 1).init(1)],
+            radius: 2,
+            bits: 64,
+            encodings: vec![Encoding::Bits],
+            tasks: vec!["a".to_owned()],
+            task_type: TaskType::Classification,
+            scaling: None,
+        };
+        checkpoint::save(FileKind::Model, &later, &dir.path().join("model.bin")).unwrap();
+        let message = load(dir.path()).unwrap_err().to_string();
+        assert!(message.contains("is newer than this build reads"), "{message}");
     }
 }

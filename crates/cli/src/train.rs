@@ -345,8 +345,8 @@ pub struct SavedModelV2 {
 
 impl SavedModel {
     /// A format 2 model in this format.
-    pub fn from_v2(old: SavedModelV2) -> Option<SavedModel> {
-        (old.format_version == 2).then(|| SavedModel {
+    pub fn from_v2(old: SavedModelV2) -> SavedModel {
+        SavedModel {
             format_version: MODEL_FORMAT_VERSION,
             encodings: vec![Encoding::from(old.fingerprint); old.members.len()],
             members: old.members,
@@ -355,7 +355,7 @@ impl SavedModel {
             tasks: old.tasks,
             task_type: old.task_type,
             scaling: old.scaling,
-        })
+        }
     }
 
     /// The featurizer whose rows serve every member (see

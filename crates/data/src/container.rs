@@ -184,6 +184,39 @@ pub fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     path: &Path,
 ) -> Result<T, FileError> {
+    let payload = checked_payload(kind, bytes, path)?;
+    let (value, used) = decode_start(payload, path)?;
+    if used != payload.len() {
+        return Err(FileError {
+            path: path.to_path_buf(),
+            kind: FileErrorKind::Decode(format!("{} trailing bytes", payload.len() - used)),
+        });
+    }
+    Ok(value)
+}
+
+/// Like [`decode`], but decodes only a leading part of the payload as `T`
+/// and ignores the rest: how a reader looks at the version field that
+/// opens a layout before it commits to decoding the whole of it.
+///
+/// # Errors
+///
+/// As [`decode`], but trailing bytes are no error.
+pub fn decode_leading<T: DeserializeOwned>(
+    kind: FileKind,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<T, FileError> {
+    Ok(decode_start(checked_payload(kind, bytes, path)?, path)?.0)
+}
+
+/// The payload of a container whose magic, version, length and checksum
+/// are right.
+fn checked_payload<'b>(
+    kind: FileKind,
+    bytes: &'b [u8],
+    path: &Path,
+) -> Result<&'b [u8], FileError> {
     let error = |kind| FileError { path: path.to_path_buf(), kind };
     if bytes.len() < 8 || &bytes[..8] != kind.magic() {
         return Err(error(FileErrorKind::NotThisKind { expected: kind.name() }));
@@ -208,15 +241,14 @@ pub fn decode<T: DeserializeOwned>(
     if crc32fast::hash(payload) != checksum {
         return Err(error(FileErrorKind::Corrupted));
     }
-    let (value, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
-        .map_err(|err| error(FileErrorKind::Decode(err.to_string())))?;
-    if used != payload.len() {
-        return Err(error(FileErrorKind::Decode(format!(
-            "{} trailing bytes",
-            payload.len() - used
-        ))));
-    }
-    Ok(value)
+    Ok(payload)
+}
+
+/// `T` decoded from the start of `payload`, and how many bytes it took.
+fn decode_start<T: DeserializeOwned>(payload: &[u8], path: &Path) -> Result<(T, usize), FileError> {
+    bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(|err| {
+        FileError { path: path.to_path_buf(), kind: FileErrorKind::Decode(err.to_string()) }
+    })
 }
 
 /// Writes `value` to `path` atomically.
@@ -432,6 +464,19 @@ mod tests {
         );
         let missing = load::<u8>(FileKind::Model, &dir.join("absent.bin")).unwrap_err();
         assert!(matches!(missing.kind(), FileErrorKind::Io(_)));
+    }
+
+    #[test]
+    fn a_leading_field_decodes_alone_and_the_whole_value_must_use_every_byte() {
+        let bytes = encode(FileKind::Model, &(4u32, String::from("members")));
+        let path = Path::new("model.bin");
+        assert_eq!(decode_leading::<u32>(FileKind::Model, &bytes, path).unwrap(), 4);
+        let whole = decode::<u32>(FileKind::Model, &bytes, path).unwrap_err().to_string();
+        assert!(whole.contains("trailing bytes"), "{whole}");
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        let damaged = decode_leading::<u32>(FileKind::Model, &flipped, path).unwrap_err();
+        assert!(matches!(damaged.kind(), FileErrorKind::Corrupted));
     }
 
     #[test]
