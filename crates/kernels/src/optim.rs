@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::check::same_len;
 use crate::parallel::Resolved;
-use crate::{Float, Parallelism, RowSparse};
+use crate::{Float, Matrix, Parallelism, RowSparse};
 
 /// Entries per parallel task: large enough to amortize scheduling, small
 /// enough that two threads split a 1 M-entry tensor evenly.
@@ -100,108 +100,166 @@ pub fn adam_update<T: Float>(
     }
 }
 
+/// A parameter's gradient as the row-wise updates read it.
+#[derive(Clone, Copy, Debug)]
+pub enum RowGrad<'a, T> {
+    /// A gradient for every row.
+    Dense(&'a Matrix<T>),
+    /// Gradients for some rows; the others are zero.
+    Sparse(&'a RowSparse<T>),
+}
+
+impl<T: Float> RowGrad<'_, T> {
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            RowGrad::Dense(g) => g.shape(),
+            RowGrad::Sparse(g) => g.shape(),
+        }
+    }
+}
+
 /// Like [`adam_update`] for an `nrows × ncols` parameter stored row-major
-/// in `params`, whose gradient is row-sparse. Rows without a gradient step
-/// with a zero gradient, so their moments decay and their weights keep
-/// moving, exactly (bit for bit) as in the dense update.
+/// in `params`, taken a row at a time. Rows that a sparse gradient leaves
+/// out step with a zero gradient, so their moments decay and their weights
+/// keep moving, exactly (bit for bit) as in the dense update.
+///
+/// With `row_squares`, each updated row's `Σ w²` is written to its entry
+/// while the row is still in cache, in the order of
+/// [`row_sum_squares`](crate::reduce::row_sum_squares): an L2 penalty on
+/// the new weights then costs no second pass over them.
 ///
 /// # Panics
 ///
-/// Panics if a slice does not hold `grads.nrows() × grads.ncols()` entries
-/// or `step` is 0.
+/// Panics if a slice does not hold `nrows × ncols` entries, `row_squares`
+/// is not `nrows` long, or `step` is 0.
 #[track_caller]
 pub fn adam_update_rows<T: Float>(
     params: &mut [T],
-    grads: &RowSparse<T>,
+    grads: RowGrad<'_, T>,
     first_moment: &mut [T],
     second_moment: &mut [T],
     hyper: &AdamStep<T>,
+    row_squares: Option<&mut [T]>,
     parallelism: Parallelism,
 ) {
-    let len = grads.nrows() * grads.ncols();
-    same_len("adam_update_rows", "params", len, params.len());
-    same_len("adam_update_rows", "first_moment", len, first_moment.len());
-    same_len("adam_update_rows", "second_moment", len, second_moment.len());
+    let (nrows, ncols) = grads.shape();
+    same_len("adam_update_rows", "params", nrows * ncols, params.len());
+    same_len("adam_update_rows", "first_moment", nrows * ncols, first_moment.len());
+    same_len("adam_update_rows", "second_moment", nrows * ncols, second_moment.len());
     assert!(hyper.step > 0, "adam_update_rows: steps are counted from 1");
     let scalars = AdamScalars::new(hyper);
     for_each_row_chunk(
         params,
         grads,
         [first_moment, second_moment],
+        row_squares,
         parallelism,
         |w, g, [m, v]| adam_kernel(w, g, m, v, scalars),
     );
 }
 
-/// Like [`sgd_update`] for a row-sparse gradient; rows without a gradient
-/// step with a zero gradient, bit for bit as in the dense update.
+/// Like [`sgd_update`], a row at a time, as [`adam_update_rows`] is to
+/// [`adam_update`]; rows a sparse gradient leaves out step with a zero
+/// gradient, bit for bit as in the dense update.
 ///
 /// # Panics
 ///
-/// Panics if a slice does not hold `grads.nrows() × grads.ncols()` entries.
+/// Panics if a slice does not hold `nrows × ncols` entries or
+/// `row_squares` is not `nrows` long.
 #[track_caller]
 pub fn sgd_update_rows<T: Float>(
     params: &mut [T],
-    grads: &RowSparse<T>,
+    grads: RowGrad<'_, T>,
     velocity: &mut [T],
     hyper: &SgdStep<T>,
+    row_squares: Option<&mut [T]>,
     parallelism: Parallelism,
 ) {
-    let len = grads.nrows() * grads.ncols();
-    same_len("sgd_update_rows", "params", len, params.len());
-    same_len("sgd_update_rows", "velocity", len, velocity.len());
+    let (nrows, ncols) = grads.shape();
+    same_len("sgd_update_rows", "params", nrows * ncols, params.len());
+    same_len("sgd_update_rows", "velocity", nrows * ncols, velocity.len());
     let hyper = *hyper;
-    for_each_row_chunk(params, grads, [velocity], parallelism, |w, g, [b]| {
+    for_each_row_chunk(params, grads, [velocity], row_squares, parallelism, |w, g, [b]| {
         sgd_kernel(w, g, b, hyper)
     });
 }
 
 /// Runs `update(params_row, grad_row, state_rows)` over every row, with a
 /// row of zeros where `grads` has none, in chunks that threads may share
-/// out.
+/// out; then writes the updated row's `Σ w²` to `row_squares`, if given.
 fn for_each_row_chunk<T: Float, const N: usize>(
     params: &mut [T],
-    grads: &RowSparse<T>,
+    grads: RowGrad<'_, T>,
     state: [&mut [T]; N],
+    row_squares: Option<&mut [T]>,
     parallelism: Parallelism,
     update: impl Fn(&mut [T], &[T], [&mut [T]; N]) + Sync,
 ) {
-    let ncols = grads.ncols();
+    let (nrows, ncols) = grads.shape();
+    if let Some(squares) = &row_squares {
+        same_len("row-wise update", "row_squares", nrows, squares.len());
+    }
     if ncols == 0 {
+        if let Some(squares) = row_squares {
+            squares.fill(T::ZERO);
+        }
         return;
     }
     let zeros = vec![T::ZERO; ncols];
-    // For every row, its index among the stored rows, or `None`.
-    let mut stored = vec![None; grads.nrows()];
-    for (idx, &row) in grads.rows().iter().enumerate() {
-        stored[row as usize] = Some(idx);
+    // For every row of a sparse gradient, its index among the stored rows,
+    // or `None`.
+    let mut stored = Vec::new();
+    if let RowGrad::Sparse(sparse) = grads {
+        stored = vec![None; nrows];
+        for (idx, &row) in sparse.rows().iter().enumerate() {
+            stored[row as usize] = Some(idx);
+        }
     }
-    let rows_per_chunk = (CHUNK / ncols).max(1);
-    let run_chunk = |chunk_idx: usize, w: &mut [T], mut state: [&mut [T]; N]| {
-        for (offset, w_row) in w.chunks_exact_mut(ncols).enumerate() {
-            let row = chunk_idx * rows_per_chunk + offset;
-            let g_row = stored[row].map_or(zeros.as_slice(), |idx| grads.values().row(idx));
-            let state_rows = state.each_mut().map(|s| &mut s[offset * ncols..(offset + 1) * ncols]);
-            update(w_row, g_row, state_rows);
+    let grad_row = |row: usize| match grads {
+        RowGrad::Dense(dense) => dense.row(row),
+        RowGrad::Sparse(sparse) => {
+            stored[row].map_or(zeros.as_slice(), |idx| sparse.values().row(idx))
         }
     };
+    let rows_per_chunk = (CHUNK / ncols).max(1);
+    let run_chunk =
+        |chunk_idx: usize, w: &mut [T], mut state: [&mut [T]; N], squares: Option<&mut [T]>| {
+            let mut squares = squares.map(|s| s.iter_mut());
+            for (offset, w_row) in w.chunks_exact_mut(ncols).enumerate() {
+                let row = chunk_idx * rows_per_chunk + offset;
+                let state_rows =
+                    state.each_mut().map(|s| &mut s[offset * ncols..(offset + 1) * ncols]);
+                update(w_row, grad_row(row), state_rows);
+                if let Some(square) = squares.as_mut().and_then(|s| s.next()) {
+                    *square = crate::reduce::row_sum_squares(w_row);
+                }
+            }
+        };
     let chunk_len = rows_per_chunk * ncols;
-    let mut state_chunks: Vec<[&mut [T]; N]> = Vec::new();
+    let n_chunks = params.len().div_ceil(chunk_len);
+    let mut state_chunks: Vec<[&mut [T]; N]> = Vec::with_capacity(n_chunks);
     let mut iters = state.map(|s| s.chunks_mut(chunk_len));
-    for _ in 0..params.len().div_ceil(chunk_len) {
+    for _ in 0..n_chunks {
         state_chunks.push(iters.each_mut().map(|it| it.next().expect("state matches params")));
     }
+    let square_chunks: Vec<Option<&mut [T]>> = match row_squares {
+        Some(squares) => squares.chunks_mut(rows_per_chunk).map(Some).collect(),
+        None => (0..n_chunks).map(|_| None).collect(),
+    };
+    let run_indexed = |(chunk_idx, ((w, state), squares))| run_chunk(chunk_idx, w, state, squares);
     match parallelism.resolve(params.len(), PARALLEL_MIN_ENTRIES) {
         Resolved::Sequential => params
             .chunks_mut(chunk_len)
             .zip(state_chunks)
+            .zip(square_chunks)
             .enumerate()
-            .for_each(|(chunk_idx, (w, state))| run_chunk(chunk_idx, w, state)),
+            .for_each(run_indexed),
         Resolved::Parallel(_) => params
             .par_chunks_mut(chunk_len)
             .zip(state_chunks)
+            .zip(square_chunks)
             .enumerate()
-            .for_each(|(chunk_idx, (w, state))| run_chunk(chunk_idx, w, state)),
+            .for_each(run_indexed),
     }
 }
 
@@ -449,11 +507,57 @@ mod tests {
             let (mut w1, mut m1, mut v1) = start();
             let (mut w2, mut m2, mut v2) = start();
             adam_update(&mut w1, dense.as_slice(), &mut m1, &mut v1, &adam, parallelism);
-            adam_update_rows(&mut w2, &sparse, &mut m2, &mut v2, &adam, parallelism);
+            let sparse_grad = RowGrad::Sparse(&sparse);
+            adam_update_rows(&mut w2, sparse_grad, &mut m2, &mut v2, &adam, None, parallelism);
             assert!(w1 == w2 && m1 == m2 && v1 == v2, "adam {parallelism:?}");
             sgd_update(&mut w1, dense.as_slice(), &mut m1, &sgd, parallelism);
-            sgd_update_rows(&mut w2, &sparse, &mut m2, &sgd, parallelism);
+            sgd_update_rows(&mut w2, sparse_grad, &mut m2, &sgd, None, parallelism);
             assert!(w1 == w2 && m1 == m2, "sgd {parallelism:?}");
+        }
+    }
+
+    #[test]
+    fn row_wise_updates_report_the_squares_of_the_new_weights() {
+        let (nrows, ncols) = (300, 257);
+        let n = nrows * ncols;
+        let grad =
+            crate::Matrix::from_fn(nrows, ncols, |i, j| ((i * 7 + j) % 11) as f32 * 0.1 - 0.5);
+        let adam = AdamStep {
+            learning_rate: 1e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: WeightDecay::Coupled(1e-3),
+            step: 2,
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for parallelism in [Parallelism::Sequential, Parallelism::Parallel] {
+            let mut w: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect();
+            let (mut m, mut v) = (vec![0.01f32; n], vec![0.02f32; n]);
+            let mut flat = w.clone();
+            let (mut flat_m, mut flat_v) = (m.clone(), v.clone());
+            adam_update(&mut flat, grad.as_slice(), &mut flat_m, &mut flat_v, &adam, parallelism);
+            let mut squares = vec![f32::NAN; nrows];
+            pool.install(|| {
+                let grads = RowGrad::Dense(&grad);
+                adam_update_rows(
+                    &mut w,
+                    grads,
+                    &mut m,
+                    &mut v,
+                    &adam,
+                    Some(&mut squares),
+                    parallelism,
+                )
+            });
+            assert!(w == flat && m == flat_m && v == flat_v, "{parallelism:?}");
+            let expected: Vec<f32> =
+                w.chunks_exact(ncols).map(crate::reduce::row_sum_squares).collect();
+            assert_eq!(squares, expected, "{parallelism:?}");
+            let total = crate::reduce::total_in_order(&squares);
+            assert_eq!(total, crate::reduce::sum_squares_by_rows(&w, ncols, parallelism));
+            let naive: f64 = w.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+            assert!((total - naive).abs() < 1e-6 * naive, "{total} vs {naive}");
         }
     }
 

@@ -37,6 +37,48 @@ pub fn sum_squares<T: Float>(src: &[T], parallelism: Parallelism) -> T {
     blocked(src, parallelism, |block| lanes_sum(block, |x| x * x))
 }
 
+/// `Σ src[i]²` of a row-major matrix with rows of `ncols` entries, summed
+/// row by row: each row by [`row_sum_squares`], then the row sums added in
+/// f64 from the first row down.
+///
+/// This is the order in which the optimizer's row-wise updates
+/// ([`adam_update_rows`](crate::optim::adam_update_rows)) report the
+/// squares of the weights they have just written, so the two totals agree
+/// bit for bit, on any number of threads.
+///
+/// # Panics
+///
+/// Panics if `src.len()` is not a multiple of `ncols`.
+#[track_caller]
+pub fn sum_squares_by_rows<T: Float>(src: &[T], ncols: usize, parallelism: Parallelism) -> f64 {
+    if ncols == 0 {
+        assert!(src.is_empty(), "sum_squares_by_rows: {} entries in rows of 0", src.len());
+        return 0.0;
+    }
+    assert!(
+        src.len().is_multiple_of(ncols),
+        "sum_squares_by_rows: {} entries do not make rows of {ncols}",
+        src.len()
+    );
+    let row_sums: Vec<T> = match parallelism.resolve(src.len(), PARALLEL_MIN_ENTRIES) {
+        Resolved::Sequential => src.chunks_exact(ncols).map(row_sum_squares).collect(),
+        Resolved::Parallel(_) => src.par_chunks_exact(ncols).map(row_sum_squares).collect(),
+    };
+    total_in_order(&row_sums)
+}
+
+/// `Σ row[i]²` in the lane order of [`sum_squares`]'s blocks: one row's
+/// share of [`sum_squares_by_rows`].
+pub fn row_sum_squares<T: Float>(row: &[T]) -> T {
+    lanes_sum(row, |x| x * x)
+}
+
+/// `Σ sums[i]` in f64, from the first entry on: how
+/// [`sum_squares_by_rows`] adds its row sums.
+pub fn total_in_order<T: Float>(sums: &[T]) -> f64 {
+    sums.iter().map(|s| s.to_f64()).sum()
+}
+
 /// `Σ |src[i]|`, the L1 norm.
 pub fn sum_abs<T: Float>(src: &[T], parallelism: Parallelism) -> T {
     blocked(src, parallelism, |block| lanes_sum(block, |x| x.abs()))

@@ -6,10 +6,10 @@
 
 use ferrochem_autodiff::Grad;
 use ferrochem_kernels::optim::{
-    AdamStep, Nesterov, SgdStep, WeightDecay, adam_update, adam_update_rows, sgd_update,
+    AdamStep, Nesterov, RowGrad, SgdStep, WeightDecay, adam_update, adam_update_rows, sgd_update,
     sgd_update_rows,
 };
-use ferrochem_kernels::reduce::sum_squares;
+use ferrochem_kernels::reduce::{sum_squares, total_in_order};
 use ferrochem_kernels::{Float, Matrix, Parallelism, RowSparse};
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +144,13 @@ impl<T: Float> Optimizer<T> {
     /// which for the first layer of a fingerprint network would undo the
     /// row-sparse gradient. A missing entry of `l2` is 0.
     ///
+    /// Returns, for each parameter with a penalty, `‖W‖²` of its new
+    /// weights, summed as [`sum_squares_by_rows`] does: the penalty's value
+    /// at the next step, measured during the update instead of in a second
+    /// pass over the weights. Parameters without a penalty give `None`.
+    ///
+    /// [`sum_squares_by_rows`]: ferrochem_kernels::reduce::sum_squares_by_rows
+    ///
     /// # Panics
     ///
     /// As [`Optimizer::step_grads`].
@@ -154,7 +161,7 @@ impl<T: Float> Optimizer<T> {
         grads: &[Grad<T>],
         learning_rate: f64,
         l2: &[f64],
-    ) {
+    ) -> Vec<Option<f64>> {
         let grads: Vec<GradRef<'_, T>> = grads
             .iter()
             .map(|g| match g {
@@ -162,7 +169,7 @@ impl<T: Float> Optimizer<T> {
                 Grad::Rows(rows) => GradRef::Rows(rows),
             })
             .collect();
-        self.apply(params, &grads, learning_rate, l2);
+        self.apply(params, &grads, learning_rate, l2)
     }
 
     fn apply(
@@ -171,7 +178,7 @@ impl<T: Float> Optimizer<T> {
         grads: &[GradRef<'_, T>],
         learning_rate: f64,
         l2: &[f64],
-    ) {
+    ) -> Vec<Option<f64>> {
         assert!(
             params.len() == self.first.len() && grads.len() == self.first.len(),
             "Optimizer::step: {} parameters and {} gradients for an optimizer of {}",
@@ -181,6 +188,7 @@ impl<T: Float> Optimizer<T> {
         );
         self.step += 1;
         let lr = T::from_f64(learning_rate);
+        let mut measured = Vec::with_capacity(params.len());
         for (idx, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
             let grad_shape = match grad {
                 GradRef::Dense(g) => g.shape(),
@@ -192,8 +200,18 @@ impl<T: Float> Optimizer<T> {
                 param.shape(),
                 grad_shape
             );
-            let w = param.as_mut_slice();
             let penalty = l2.get(idx).copied().unwrap_or(0.0);
+            // A penalised parameter goes row by row, so that each row's
+            // squares are taken while the row is in cache; the rest take
+            // the flat pass where the gradient is dense.
+            let mut row_squares = (penalty != 0.0).then(|| vec![T::ZERO; param.nrows()]);
+            let pass = match grad {
+                GradRef::Dense(g) if row_squares.is_none() => Pass::Flat(g.as_slice()),
+                GradRef::Dense(g) => Pass::Rows(RowGrad::Dense(g)),
+                GradRef::Rows(g) => Pass::Rows(RowGrad::Sparse(g)),
+            };
+            let w = param.as_mut_slice();
+            let squares = row_squares.as_deref_mut();
             match self.config {
                 OptimizerConfig::Sgd { momentum, nesterov, weight_decay } => {
                     let hyper = SgdStep {
@@ -203,12 +221,10 @@ impl<T: Float> Optimizer<T> {
                         nesterov: if nesterov { Nesterov::Yes } else { Nesterov::No },
                     };
                     let velocity = &mut self.first[idx];
-                    match grad {
-                        GradRef::Dense(g) => {
-                            sgd_update(w, g.as_slice(), velocity, &hyper, Parallelism::Auto)
-                        }
-                        GradRef::Rows(g) => {
-                            sgd_update_rows(w, g, velocity, &hyper, Parallelism::Auto)
+                    match pass {
+                        Pass::Flat(g) => sgd_update(w, g, velocity, &hyper, Parallelism::Auto),
+                        Pass::Rows(g) => {
+                            sgd_update_rows(w, g, velocity, &hyper, squares, Parallelism::Auto)
                         }
                     }
                 }
@@ -236,16 +252,26 @@ impl<T: Float> Optimizer<T> {
                         step: self.step,
                     };
                     let (m, v) = (&mut self.first[idx], &mut self.second[idx]);
-                    match grad {
-                        GradRef::Dense(g) => {
-                            adam_update(w, g.as_slice(), m, v, &hyper, Parallelism::Auto)
+                    match pass {
+                        Pass::Flat(g) => adam_update(w, g, m, v, &hyper, Parallelism::Auto),
+                        Pass::Rows(g) => {
+                            adam_update_rows(w, g, m, v, &hyper, squares, Parallelism::Auto)
                         }
-                        GradRef::Rows(g) => adam_update_rows(w, g, m, v, &hyper, Parallelism::Auto),
                     }
                 }
             }
+            measured.push(row_squares.map(|squares| total_in_order(&squares)));
         }
+        measured
     }
+}
+
+/// How an update pass reads a parameter's gradient.
+enum Pass<'a, T> {
+    /// As one flat slice, in chunks that ignore rows.
+    Flat(&'a [T]),
+    /// A row at a time.
+    Rows(RowGrad<'a, T>),
 }
 
 /// A gradient borrowed in either layout.

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use ferrochem_autodiff::{Grad, GradientLayout, Labels, Tape};
 use ferrochem_data::{Batch, Dataset, EpochPlan, Features, LastBatch};
-use ferrochem_kernels::reduce::sum_squares;
+use ferrochem_kernels::reduce::{sum_squares, sum_squares_by_rows};
 use ferrochem_kernels::{Matrix, Parallelism};
 use ferrochem_nn::{
     LearningRate, LossConfig, Mode, ModelInput, Multitask, Optimizer, OptimizerConfig,
@@ -481,6 +481,10 @@ impl Trainer {
         for data in std::iter::once(train).chain(valid) {
             check_fits(state.model(), data)?;
         }
+        // `Σ W²` over the weight matrices as they stand, when the last
+        // step's update pass measured it; `None` makes the next step measure
+        // afresh, as after a resume. Either way the same sum, bit for bit.
+        let mut weight_squares: Option<f64> = None;
         while !state.finished {
             let epoch_started = Instant::now();
             let epoch = state.epoch;
@@ -505,7 +509,7 @@ impl Trainer {
                 }
                 let batch = plan.batch(train, state.batch_cursor);
                 let started = Instant::now();
-                let result = train_step(state, &batch)?;
+                let result = train_step(state, &batch, &mut weight_squares)?;
                 state.epoch_train_seconds += started.elapsed().as_secs_f64();
                 let StepResult::Trained(loss) = result else { continue };
                 state.batch_cursor += 1;
@@ -564,7 +568,16 @@ fn parameter_name(idx: usize, n_layers: usize) -> String {
 
 /// One optimizer step on `batch`. A divergent step leaves the weights
 /// alone, then either fails or rewinds the epoch, by the configured policy.
-fn train_step(state: &mut TrainingState, batch: &Batch) -> Result<StepResult, TrainError> {
+///
+/// `weight_squares` carries the L2 penalty's `Σ W²` from the update pass of
+/// one step to the loss of the next; a step finds it `None` when the
+/// weights were not just updated (the first step of a run or a resume,
+/// after a rewind) and measures it then.
+fn train_step(
+    state: &mut TrainingState,
+    batch: &Batch,
+    weight_squares: &mut Option<f64>,
+) -> Result<StepResult, TrainError> {
     let learning_rate = state.learning_rate();
     state.global_step += 1;
     let key = [state.config.seed, state.epoch as u64, state.global_step];
@@ -600,13 +613,15 @@ fn train_step(state: &mut TrainingState, batch: &Batch) -> Result<StepResult, Tr
     let penalty_rates: Vec<f64> =
         (0..grads.len()).map(|idx| if idx % 2 == 0 { l2 } else { 0.0 }).collect();
     let loss = if l2 > 0.0 {
-        let squares: f64 = state
-            .model
-            .parameters()
-            .iter()
-            .step_by(2)
-            .map(|w| f64::from(sum_squares(w.as_slice(), Parallelism::Auto)))
-            .sum();
+        let squares = weight_squares.take().unwrap_or_else(|| {
+            state
+                .model
+                .parameters()
+                .iter()
+                .step_by(2)
+                .map(|w| sum_squares_by_rows(w.as_slice(), w.ncols(), Parallelism::Auto))
+                .sum()
+        });
         loss + 0.5 * l2 * squares
     } else {
         loss
@@ -655,12 +670,15 @@ fn train_step(state: &mut TrainingState, batch: &Batch) -> Result<StepResult, Tr
     if let Some(max_norm) = state.config.clip_norm {
         clip_grad_norm(&mut grads, max_norm);
     }
-    state.optimizer.step_grads_with_l2(
+    let measured = state.optimizer.step_grads_with_l2(
         &mut state.model.parameters_mut(),
         &grads,
         learning_rate,
         &penalty_rates,
     );
+    if l2 > 0.0 {
+        *weight_squares = Some(measured.into_iter().flatten().sum());
+    }
     state.epoch_loss_sum += loss;
     state.epoch_batches += 1;
     Ok(StepResult::Trained(loss))
@@ -729,6 +747,10 @@ fn finish_epoch(
         average.include(&state.model);
     }
 
+    // The start of a finished epoch is nothing to rerun, and the next epoch
+    // takes its own copy before its first step; dropping this one keeps the
+    // epoch-end checkpoint from writing a second set of weights and moments.
+    state.rewind = None;
     state.epoch += 1;
     state.batch_cursor = 0;
     state.epoch_loss_sum = 0.0;
