@@ -164,6 +164,56 @@ fn resuming_mid_epoch_gives_bit_identical_weights() -> Result<(), Box<dyn std::e
 }
 
 #[test]
+fn an_epoch_end_checkpoint_keeps_no_rewind_copy_and_resumes_through_a_divergence()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (train, _, _) = teacher_data();
+    let scratch = temp_dir("rewind");
+    let dir = scratch.path();
+    let halving = TrainConfig { on_divergence: OnDivergence::HalveLearningRate, ..quick_config(3) };
+    let size_after = |stop_at: &dyn Fn(&Progress<'_>) -> bool, name: &str| {
+        let path = dir.join(name);
+        let mut state = TrainingState::new(small_model(5), halving.clone());
+        Trainer::with_checkpoints(&path)
+            .run(&mut state, &train, None, &mut |progress| {
+                if stop_at(&progress) { Control::Stop } else { Control::Continue }
+            })
+            .unwrap();
+        std::fs::metadata(&path).unwrap().len()
+    };
+    // Inside an epoch the checkpoint holds the epoch's starting weights and
+    // moments for a rewind; at its end there is nothing left to rerun.
+    let at_end = size_after(&|p| matches!(p, Progress::Epoch(_)), "end.bin");
+    let inside = size_after(&|p| matches!(p, Progress::Step { epoch: 1, batch: 3, .. }), "mid.bin");
+    let n_params = small_model(5).n_parameters() as u64;
+    assert!(inside > at_end + 2 * 4 * n_params, "{inside} bytes inside, {at_end} at the end");
+
+    // A rate that jumps from 1e-3 to 1e2 at the second epoch, which then
+    // diverges and is halved: the resumed run must take its own rewind
+    // copy before its first step.
+    let schedule = ferrochem_nn::Schedule::Step { step_size: 30, gamma: 1e5 };
+    let learning_rate =
+        ferrochem_nn::LearningRate { schedule, ..ferrochem_nn::LearningRate::constant(1e-3) };
+    let diverging = TrainConfig { learning_rate, epochs: 2, ..halving };
+    let mut uninterrupted = TrainingState::new(small_model(5), diverging.clone());
+    run(&mut uninterrupted, &train, None)?;
+    let rates: Vec<f64> = uninterrupted.history().iter().map(|r| r.learning_rate).collect();
+    assert!(rates[0] == 1e-3 && rates[1] < 1e2, "no halving in the second epoch: {rates:?}");
+    let path = dir.join("checkpoint.bin");
+    let trainer = Trainer::with_checkpoints(&path);
+    let mut first_leg = TrainingState::new(small_model(5), diverging);
+    trainer.run(&mut first_leg, &train, None, &mut |progress| match progress {
+        Progress::Epoch(_) => Control::Stop,
+        _ => Control::Continue,
+    })?;
+    drop(first_leg);
+    let mut resumed = TrainingState::load(&path)?;
+    assert_eq!(resumed.epoch(), 1);
+    trainer.run(&mut resumed, &train, None, &mut |_| Control::Continue)?;
+    assert!(resumed.model() == uninterrupted.model(), "resumed weights differ");
+    Ok(())
+}
+
+#[test]
 fn weight_averaging_keeps_the_mean_of_the_last_epochs_and_resumes_exactly()
 -> Result<(), Box<dyn std::error::Error>> {
     let (train, valid, _) = teacher_data();
