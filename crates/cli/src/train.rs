@@ -1134,6 +1134,13 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
         println!("ferrochem: model and reports in {}", args.out.display());
         return Ok(());
     };
+    let n_rows = main.table.n_rows();
+    if k as usize > n_rows {
+        bail!(
+            "--folds {k}: {} has {n_rows} usable rows, fewer than the folds, so some folds would have nothing to test",
+            args.data.display()
+        );
+    }
     let mut fold_summaries = Vec::new();
     for (fold, split) in fold_splits(main.table.n_rows(), k as usize, args.seed).iter().enumerate()
     {
@@ -1459,10 +1466,17 @@ fn print_fold_table(folds: &[Value], classification: bool) {
     }
     let mut line = format!("{:<6}", "mean");
     for column in &columns {
-        let n = column.len().max(1) as f64;
-        let mean = column.iter().sum::<f64>() / n;
-        let std = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-        line.push_str(&format!(" {:>14}", format!("{mean:.4} ± {std:.4}")));
+        // A fold whose part has no task with both classes has no score;
+        // the mean is over the folds that have one, and "-" if none does.
+        let cell = if column.is_empty() {
+            "-".to_owned()
+        } else {
+            let n = column.len() as f64;
+            let mean = column.iter().sum::<f64>() / n;
+            let std = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+            format!("{mean:.4} ± {std:.4}")
+        };
+        line.push_str(&format!(" {cell:>14}"));
     }
     println!("{line}");
 }

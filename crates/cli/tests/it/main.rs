@@ -402,6 +402,12 @@ fn folds_write_a_run_per_fold_and_their_mean() {
     assert!((mean - by_hand).abs() < 1e-12);
     let table = String::from_utf8_lossy(&result.stdout);
     assert!(table.contains("±"), "{table}");
+
+    // More folds than rows would leave folds with nothing to test.
+    let too_many = train_small(&input, &dir.join("cv41"), &dir.join("cache"), &["--folds", "41"]);
+    assert!(!too_many.status.success());
+    let message = String::from_utf8_lossy(&too_many.stderr);
+    assert!(message.contains("--folds 41") && message.contains("40 usable rows"), "{message}");
 }
 
 #[test]
