@@ -3,9 +3,13 @@
 //! once.
 //!
 //! The key is the SHA-256 of the file's (decompressed) bytes, the SMILES
-//! column and every featurizer setting, including a version number of the
-//! featurizer itself; any change makes a new key, and stale entries are
-//! never read. A cache file that cannot be read back is ignored (with a
+//! column, every featurizer setting (including a version number of the
+//! featurizer itself) and the SMILES of the rows the reader accepted; any
+//! change makes a new key, and stale entries are never read. The rows
+//! belong in the key because which rows a file yields depends on more than
+//! its bytes: choosing other task columns can skip other rows, the same
+//! number of them, and the cached fingerprints would then sit beside the
+//! wrong labels. A cache file that cannot be read back is ignored (with a
 //! warning) and rewritten.
 
 use std::path::{Path, PathBuf};
@@ -37,12 +41,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The cache file inside `dir` for a file whose contents hash to
-/// `content_sha256` ([`sha256_hex`]) and these settings.
+/// The cache file inside `dir` for the rows `smiles` of a file whose
+/// contents hash to `content_sha256` ([`sha256_hex`]), with these settings.
 pub fn cache_path(
     dir: &Path,
     content_sha256: &str,
     smiles_column: &str,
+    smiles: &[String],
     featurizer: &Featurizer,
 ) -> PathBuf {
     let mut hasher = Sha256::new();
@@ -60,6 +65,13 @@ pub fn cache_path(
         featurizer.ecfp.radius, featurizer.ecfp.n_bits
     );
     hasher.update(settings.as_bytes());
+    // Each SMILES with its length before it, so that no two lists of rows
+    // run together into the same bytes.
+    hasher.update(b"\0rows");
+    for row in smiles {
+        hasher.update((row.len() as u64).to_le_bytes());
+        hasher.update(row.as_bytes());
+    }
     let key: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     dir.join(format!("ecfp-{key}.bin"))
 }
@@ -76,7 +88,8 @@ pub fn featurize_cached(
     featurizer: &Featurizer,
     progress: &(dyn Fn() + Sync),
 ) -> (RowFeatures, CacheOutcome) {
-    let path = cache_dir.map(|dir| cache_path(dir, content_sha256, smiles_column, featurizer));
+    let path =
+        cache_dir.map(|dir| cache_path(dir, content_sha256, smiles_column, smiles, featurizer));
     if let Some(path) = &path
         && path.exists()
     {
@@ -121,9 +134,10 @@ mod tests {
             ["CCO", "C1CC", "c1ccccc1"].iter().map(|s| s.to_string()).collect();
         let bytes = b"smiles\nCCO\nC1CC\nc1ccccc1\n";
         let options = Featurizer::default();
-        let run = |bytes: &[u8], options: Featurizer| {
-            featurize_cached(Some(&dir), &sha256_hex(bytes), "smiles", &smiles, &options, &|| ())
+        let run_rows = |bytes: &[u8], smiles: &[String], options: Featurizer| {
+            featurize_cached(Some(&dir), &sha256_hex(bytes), "smiles", smiles, &options, &|| ())
         };
+        let run = |bytes: &[u8], options: Featurizer| run_rows(bytes, &smiles, options);
 
         let (first, outcome) = run(bytes, options);
         assert_eq!(outcome, CacheOutcome::Computed);
@@ -139,8 +153,16 @@ mod tests {
         assert_eq!(outcome, CacheOutcome::Computed);
         assert!(counted[0].as_ref().unwrap().len() >= first[0].as_ref().unwrap().len());
 
+        // The same file read with other task columns can yield other rows,
+        // as many of them: their fingerprints are their own.
+        let other_rows: Vec<String> =
+            ["CCO", "CCN", "c1ccccc1"].iter().map(|s| s.to_string()).collect();
+        let (other, outcome) = run_rows(bytes, &other_rows, options);
+        assert_eq!(outcome, CacheOutcome::Computed);
+        assert!(other[1].is_ok(), "{other:?}");
+
         // A damaged cache file is ignored and replaced.
-        let path = cache_path(&dir, &sha256_hex(bytes), "smiles", &options);
+        let path = cache_path(&dir, &sha256_hex(bytes), "smiles", &smiles, &options);
         std::fs::write(&path, b"garbage").unwrap();
         assert_eq!(run(bytes, options), (first.clone(), CacheOutcome::Computed));
         assert_eq!(run(bytes, options).1, CacheOutcome::Hit);
