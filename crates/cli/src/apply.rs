@@ -211,6 +211,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         smiles_column: args.smiles_column.clone(),
         tasks: Some(saved.tasks.clone()),
         weights_column: None,
+        binary_labels: saved.task_type == TaskType::Classification,
     };
     let table = read_table(&Input::Path(&args.data), &options)?;
     let features = saved.featurizer().features_of_all(&table.smiles, &|| ());

@@ -14,8 +14,8 @@ use ferrochem_data::split::{
 };
 use ferrochem_data::weights::{TargetScaling, balanced_weight_matrix, balancing_weights};
 use ferrochem_data::{
-    Dataset, Features, InMemoryDataset, Input, Matrix, Table, TableOptions, read_table,
-    select_matrix_rows,
+    DataErrorKind, Dataset, Features, InMemoryDataset, Input, Matrix, Table, TableOptions,
+    read_table, select_matrix_rows,
 };
 use ferrochem_nn::{
     LearningRate, LossConfig, LossReduction, ModelInput, Multitask, MultitaskConfig,
@@ -539,8 +539,14 @@ fn featurize(
         smiles_column: args.smiles_column.clone(),
         tasks,
         weights_column: weights_column(&args.weights),
+        binary_labels: args.task_type == TaskType::Classification,
     };
-    let table = read_table(&input, &options)?;
+    let table = read_table(&input, &options).map_err(|err| match err.kind() {
+        DataErrorKind::NotClasses { .. } => {
+            anyhow::anyhow!("{err}; train on values with --task-type regression")
+        }
+        _ => err.into(),
+    })?;
     for skipped in table.skipped.iter().take(5) {
         log::warn!("{}:{}: row skipped: {}", table.source_name, skipped.line, skipped.problem);
     }

@@ -32,6 +32,16 @@ pub enum DataErrorKind {
         /// The first problem found, if any row was there at all.
         first_problem: Option<String>,
     },
+    /// Labels read as classes are mostly neither 0 nor 1: the file holds
+    /// values.
+    NotClasses {
+        /// Rows skipped for such a label.
+        n_rows: usize,
+        /// Rows read in all.
+        n_total: usize,
+        /// The first such label: its line, task and cell.
+        first: (u64, String, String),
+    },
     /// No column could serve as a task.
     NoTasks,
     /// A split file line is malformed.
@@ -81,6 +91,10 @@ impl fmt::Display for DataError {
                 ),
                 None => write!(f, "no usable rows: the file has a header but no data"),
             },
+            DataErrorKind::NotClasses { n_rows, n_total, first: (line, task, cell) } => write!(
+                f,
+                "{n_rows} of {n_total} rows have a label that is neither 0 nor 1 (the first on line {line}: '{cell}' for task '{task}'); these are values, not classes"
+            ),
             DataErrorKind::NoTasks => {
                 write!(f, "no label columns: every column besides the SMILES holds no numbers")
             }

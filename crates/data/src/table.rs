@@ -38,11 +38,20 @@ pub struct TableOptions {
     pub tasks: Option<Vec<String>>,
     /// A column of per-row weights, applied to every task of the row.
     pub weights_column: Option<String>,
+    /// Whether every label must be 0 or 1, as classes are; a row with
+    /// another label is skipped like one whose label is not a number
+    /// (default false, for values).
+    pub binary_labels: bool,
 }
 
 impl Default for TableOptions {
     fn default() -> Self {
-        TableOptions { smiles_column: "smiles".to_owned(), tasks: None, weights_column: None }
+        TableOptions {
+            smiles_column: "smiles".to_owned(),
+            tasks: None,
+            weights_column: None,
+            binary_labels: false,
+        }
     }
 }
 
@@ -359,6 +368,7 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
         content_sha256: file.sha256.clone(),
     };
     let (mut targets, mut mask) = (Vec::new(), Vec::new());
+    let mut not_classes: Vec<(u64, String, String)> = Vec::new();
     for (row, (line, cells)) in records.iter().enumerate() {
         let parsed = parse_row(
             cells,
@@ -371,7 +381,15 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
         );
         let (smiles, labels, weight) = match parsed {
             Ok(parsed) => parsed,
-            Err(problem) => {
+            Err(RowProblem::NotAClass { task, cell }) => {
+                let problem = format!(
+                    "the label '{cell}' for task '{task}' is not a class: classification takes 0 or 1"
+                );
+                table.skipped.push(Skipped { line: *line, row, problem });
+                not_classes.push((*line, task, cell));
+                continue;
+            }
+            Err(RowProblem::Other(problem)) => {
                 table.skipped.push(Skipped { line: *line, row, problem });
                 continue;
             }
@@ -390,6 +408,19 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
             identifier.values.push(cells[c].trim().to_owned());
         }
     }
+    // A few stray labels are typing errors, and their rows are skipped;
+    // more of them than good rows mean values read as classes.
+    if not_classes.len() > table.smiles.len() {
+        return Err(DataError::new(
+            name,
+            None,
+            DataErrorKind::NotClasses {
+                n_rows: not_classes.len(),
+                n_total: records.len(),
+                first: not_classes.swap_remove(0),
+            },
+        ));
+    }
     if table.smiles.is_empty() {
         let first_problem =
             table.skipped.first().map(|s| format!("line {}: {}", s.line, s.problem));
@@ -407,6 +438,25 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
 
 type ParsedRow = (String, Vec<Option<f32>>, Option<f32>);
 
+/// Why a row is skipped.
+enum RowProblem {
+    /// A label other than 0 or 1 where labels are classes.
+    NotAClass {
+        /// The label's task.
+        task: String,
+        /// The cell as written.
+        cell: String,
+    },
+    /// Anything else, in words.
+    Other(String),
+}
+
+impl From<String> for RowProblem {
+    fn from(problem: String) -> Self {
+        RowProblem::Other(problem)
+    }
+}
+
 fn parse_row(
     cells: &[String],
     n_columns: usize,
@@ -415,13 +465,15 @@ fn parse_row(
     weights_idx: Option<usize>,
     task_names: &[String],
     options: &TableOptions,
-) -> Result<ParsedRow, String> {
+) -> Result<ParsedRow, RowProblem> {
     if cells.len() != n_columns {
-        return Err(format!("it has {} fields where the header has {n_columns}", cells.len()));
+        return Err(
+            format!("it has {} fields where the header has {n_columns}", cells.len()).into()
+        );
     }
     let smiles = cells[smiles_idx].trim();
     if smiles.is_empty() {
-        return Err(format!("the '{}' cell is empty", options.smiles_column));
+        return Err(format!("the '{}' cell is empty", options.smiles_column).into());
     }
     let mut labels = Vec::with_capacity(task_idx.len());
     for (&c, task) in task_idx.iter().zip(task_names) {
@@ -431,8 +483,13 @@ fn parse_row(
             continue;
         }
         match parse_number(cell) {
+            Some(value) if options.binary_labels && value != 0.0 && value != 1.0 => {
+                return Err(RowProblem::NotAClass { task: task.clone(), cell: cell.to_owned() });
+            }
             Some(value) => labels.push(Some(value)),
-            None => return Err(format!("the label '{cell}' for task '{task}' is not a number")),
+            None => {
+                return Err(format!("the label '{cell}' for task '{task}' is not a number").into());
+            }
         }
     }
     let weight = match weights_idx {
@@ -443,7 +500,8 @@ fn parse_row(
                 return Err(format!(
                     "the weight '{}' is not a non-negative number",
                     cells[c].trim()
-                ));
+                )
+                .into());
             }
         },
     };
@@ -452,6 +510,7 @@ fn parse_row(
 
 /// A finite number, or `None`.
 pub(crate) fn parse_number(cell: &str) -> Option<f32> {
-    let value: f64 = cell.trim().parse().ok()?;
-    value.is_finite().then_some(value as f32)
+    // Finite as f32, not just as f64: 1e300 would become infinity.
+    let value = cell.trim().parse::<f64>().ok()? as f32;
+    value.is_finite().then_some(value)
 }

@@ -204,6 +204,26 @@ fn option_values_that_cannot_train_are_refused() {
 }
 
 #[test]
+fn values_trained_as_classes_are_refused_with_the_flag_that_reads_them() {
+    let scratch = temp_dir("values");
+    let dir = scratch.path();
+    let mut csv = String::from("smiles,logs\n");
+    for (i, smiles) in ["CCO", "CCN", "CCC", "c1ccccc1", "CCCl", "CO"].iter().enumerate() {
+        csv.push_str(&format!("{smiles},{}\n", -0.5 * i as f64 - 0.25));
+    }
+    let input = dir.join("values.csv");
+    std::fs::write(&input, csv).unwrap();
+    let out = dir.join("run");
+    let result =
+        ferrochem().args(["train", "--data"]).arg(&input).arg("--out").arg(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("6 of 6 rows have a label that is neither 0 nor 1"), "{stderr}");
+    assert!(stderr.contains("--task-type regression"), "{stderr}");
+    assert!(!out.exists());
+}
+
+#[test]
 fn a_missing_file_is_a_clear_error() {
     let scratch = temp_dir("missing");
     let dir = scratch.path();

@@ -137,6 +137,39 @@ c1ccccc1,,1,m5\r\n";
 }
 
 #[test]
+fn classes_are_0_or_1_and_a_file_of_values_is_refused_as_classes() {
+    let classes = TableOptions { binary_labels: true, ..TableOptions::default() };
+    let csv = b"smiles,a\nCCO,1\nCCN,2\nCCC,0.0\nCO,1e300\nCN,0\n";
+    let path = write_temp("stray.csv", csv);
+    let table = read_table(&Input::Path(&path), &classes).unwrap();
+    assert_eq!(table.smiles, vec!["CCO", "CCC", "CN"]);
+    let problems: Vec<(u64, &str)> =
+        table.skipped.iter().map(|s| (s.line, s.problem.as_str())).collect();
+    assert_eq!(
+        problems,
+        vec![
+            (3, "the label '2' for task 'a' is not a class: classification takes 0 or 1"),
+            // Finite as a double, infinite as the f32 a label is stored in.
+            (5, "the label '1e300' for task 'a' is not a number"),
+        ]
+    );
+    // As values the same labels are fine.
+    let values = read_table(&Input::Path(&path), &TableOptions::default()).unwrap();
+    assert_eq!(values.n_rows(), 4);
+
+    // Solubilities, two of which happen to be 0 and 1, are not classes.
+    let path = repo_file("datasets/delaney.csv.gz");
+    let task = vec!["measured log solubility in mols per litre".to_owned()];
+    let options = TableOptions { tasks: Some(task), ..classes };
+    let err = read_table(&Input::Path(&path), &options).unwrap_err();
+    assert!(matches!(err.kind(), DataErrorKind::NotClasses { n_rows: 1126, n_total: 1128, .. }));
+    assert!(
+        err.to_string().contains("(the first on line 2: '-0.77' for task 'measured log solubility in mols per litre'); these are values, not classes"),
+        "{err}"
+    );
+}
+
+#[test]
 fn gzip_is_recognized_by_content_and_errors_name_the_file() {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(b"smiles,y\nCCO,1\n").unwrap();
