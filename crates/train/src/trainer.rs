@@ -137,7 +137,8 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Seconds spent in training steps alone.
     pub train_seconds: f64,
-    /// Seconds for the whole epoch, validation and checkpoint included.
+    /// Seconds for the whole epoch, validation included; the checkpoint
+    /// written after it is not.
     pub seconds: f64,
     /// Learning rate of the epoch's last step.
     pub learning_rate: f64,
@@ -145,12 +146,15 @@ pub struct EpochRecord {
     pub valid: Option<Scores>,
 }
 
-/// The best epoch so far and its weights.
+/// The best epoch so far, and its weights while they may become the
+/// trained model: once weight averaging has begun, the average is the
+/// model, and a copy of the best epoch would only cost a model's memory and
+/// checkpoint bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Best {
     epoch: usize,
     value: f64,
-    model: Multitask<f32>,
+    model: Option<Multitask<f32>>,
 }
 
 /// The running mean of the weights at the ends of epochs.
@@ -705,7 +709,8 @@ fn finish_epoch(
             .as_ref()
             .is_none_or(|best| improves(config.metric, value, best.value, config.min_delta));
         if better {
-            state.best = Some(Best { epoch: state.epoch, value, model: state.model.clone() });
+            let model = state.average.is_none().then(|| state.model.clone());
+            state.best = Some(Best { epoch: state.epoch, value, model });
             state.epochs_since_best = 0;
         } else {
             state.epochs_since_best += 1;
@@ -745,6 +750,9 @@ fn finish_epoch(
         let average =
             state.average.get_or_insert_with(|| Average { epochs: 0, model: state.model.clone() });
         average.include(&state.model);
+        if let Some(best) = &mut state.best {
+            best.model = None;
+        }
     }
 
     // The start of a finished epoch is nothing to rerun, and the next epoch
@@ -766,8 +774,8 @@ fn finish_epoch(
         if let Some(average) = &state.average {
             log::info!("the model is the average of the last {} epochs' weights", average.epochs);
             state.model = average.model.clone();
-        } else if let Some(best) = &state.best {
-            state.model = best.model.clone();
+        } else if let Some(model) = state.best.as_ref().and_then(|best| best.model.as_ref()) {
+            state.model = model.clone();
         }
     }
     record
