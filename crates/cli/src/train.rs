@@ -2,6 +2,8 @@
 //! its reports.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
@@ -174,7 +176,9 @@ pub struct TrainArgs {
     /// Worker threads [default: RAYON_NUM_THREADS, else all cores].
     #[arg(long, value_parser = at_least::<usize, 1>)]
     pub threads: Option<usize>,
-    /// Also checkpoint every this many steps (always at each epoch's end).
+    /// Also checkpoint every this many steps [default: at the end of an
+    /// epoch when the last checkpoint is 10 s old, at the end of each
+    /// member, and on Ctrl-C].
     #[arg(long, value_parser = at_least::<u64, 1>)]
     pub checkpoint_every: Option<u64>,
     /// Output folder.
@@ -969,6 +973,35 @@ fn learning_rate_base(args: &TrainArgs) -> f64 {
     args.learning_rate.unwrap_or(if regression { 1e-3 } else { 1.5e-3 })
 }
 
+/// How old the last checkpoint must be for an epoch's end to write a new
+/// one. A checkpoint of the default run is 50 to 100 MB, and its epochs
+/// last half a second: written at every epoch's end, checkpoints took a
+/// sixth of the run. An interrupt or `--checkpoint-every` still checkpoints
+/// at once, so what a crash can lose is this much training, and what an
+/// interrupt loses is nothing.
+const EPOCH_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Set by the first Ctrl-C or SIGTERM of a training run: the member in
+/// training stops after its step, checkpoints, and the run exits with the
+/// way to resume.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes interrupts stop training at the next step with a checkpoint
+/// (see [`INTERRUPTED`]); a second interrupt exits at once, for a user
+/// who will not wait for the checkpoint.
+fn stop_on_interrupt() {
+    let handler = || {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    };
+    if let Err(err) = ctrlc::set_handler(handler) {
+        log::warn!(
+            "cannot catch interrupts ({err}): an interrupted run will resume from its last checkpoint"
+        );
+    }
+}
+
 /// Trains every member of the ensemble, resuming from `DIR/checkpoint.bin`
 /// when asked, and checkpointing into it as it goes.
 fn train_members(
@@ -983,6 +1016,13 @@ fn train_members(
     let steps_per_epoch = parts[0].train.n_rows().div_ceil(batch_size(args).max(1)) as u64;
     let encodings = member_encodings(args);
     let (mut finished, mut current) = if resume {
+        if !checkpoint.exists() {
+            bail!(
+                "{}: no checkpoint to resume from (a run writes its first one about {} s in); rerun without --resume",
+                checkpoint.display(),
+                EPOCH_CHECKPOINT_INTERVAL.as_secs()
+            );
+        }
         let saved: RunCheckpoint =
             ferrochem_train::checkpoint::load(FileKind::Checkpoint, &checkpoint)?;
         if saved.options != options {
@@ -1009,6 +1049,7 @@ fn train_members(
     let stop_after: Option<u64> =
         std::env::var("FERROCHEM_STOP_AFTER_STEPS").ok().and_then(|v| v.parse().ok());
     let mut steps_taken = 0u64;
+    let mut last_written = Instant::now();
     while (finished.len() as u64) < args.ensemble_size {
         let member = finished.len() as u64;
         let parts = parts_in(parts, encodings[member as usize]);
@@ -1029,16 +1070,25 @@ fn train_members(
                 bar.inc(1);
                 bar.set_message(format!("loss {loss:.4}"));
                 steps_taken += 1;
-                if stop_after.is_some_and(|limit| steps_taken >= limit) {
+                if stop_after.is_some_and(|limit| steps_taken >= limit)
+                    || INTERRUPTED.load(Ordering::SeqCst)
+                {
                     return Control::Stop;
                 }
             }
             Control::Continue
         };
         let mut save = |state: &TrainingState| {
+            // A finished member is checkpointed below, among the finished.
+            let recent = last_written.elapsed() < EPOCH_CHECKPOINT_INTERVAL;
+            if state.is_finished() || (state.is_between_epochs() && recent) {
+                return Ok(());
+            }
             let snapshot =
                 RunCheckpointRef { options: &options, finished: &finished, current: Some(state) };
-            ferrochem_train::checkpoint::save(FileKind::Checkpoint, &snapshot, &checkpoint)
+            ferrochem_train::checkpoint::save(FileKind::Checkpoint, &snapshot, &checkpoint)?;
+            last_written = Instant::now();
+            Ok(())
         };
         Trainer::run_saving(
             &mut state,
@@ -1049,8 +1099,9 @@ fn train_members(
         )?;
         if !state.is_finished() {
             bar.abandon();
+            let why = if INTERRUPTED.load(Ordering::SeqCst) { "interrupted" } else { "stopped" };
             bail!(
-                "stopped after {steps_taken} steps; `--resume` continues from {}",
+                "{why} after {steps_taken} steps; `--resume` continues from {}",
                 checkpoint.display()
             );
         }
@@ -1061,6 +1112,7 @@ fn train_members(
         });
         let snapshot = RunCheckpointRef { options: &options, finished: &finished, current: None };
         ferrochem_train::checkpoint::save(FileKind::Checkpoint, &snapshot, &checkpoint)?;
+        last_written = Instant::now();
     }
     bar.finish_and_clear();
     Ok(finished)
@@ -1087,6 +1139,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             .context("cannot set the thread count")?;
     }
     log::debug!("{} worker threads", rayon::current_num_threads());
+    stop_on_interrupt();
     // Train on a worker of the pool, not on the main thread: a parallel
     // kernel called from outside the pool queues its work and sleeps until
     // a worker has done it, a hand-off and a wake-up per call that made two

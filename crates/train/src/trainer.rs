@@ -307,6 +307,12 @@ impl TrainingState {
         self.epoch
     }
 
+    /// Whether no step of the epoch in progress has been taken: the state
+    /// at an epoch's end, as the epoch-end checkpoint holds it.
+    pub fn is_between_epochs(&self) -> bool {
+        self.batch_cursor == 0
+    }
+
     /// Writes the state to `path` atomically.
     ///
     /// # Errors

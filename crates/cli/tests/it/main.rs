@@ -400,6 +400,79 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
     assert!(spread > 0.0, "{text}");
 }
 
+/// SIGTERM (as Ctrl-C) in the middle of a run that would last for hours:
+/// the run stops with a checkpoint instead of losing the epochs since the
+/// last one, says how to resume, and resuming continues from it.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_checkpoints_and_resumes() {
+    use std::io::{BufRead, BufReader};
+    let scratch = temp_dir("interrupt");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
+    let (out, cache) = (dir.join("out"), dir.join("cache"));
+    let long = ["--epochs", "1000000"];
+    let mut child = train_small_command(&input, &out, &cache, &long)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Should the log never show the second epoch, a watchdog ends the run
+    // so that the test fails instead of waiting for it.
+    let reaped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let (reaped, pid) = (reaped.clone(), child.id().to_string());
+        move || {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            if !reaped.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = Command::new("kill").arg("-KILL").arg(pid).status();
+            }
+        }
+    };
+    std::thread::spawn(watchdog);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("epoch 2/") {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+    }
+    let killed = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    reaped.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(killed.unwrap().success());
+    assert!(!status.success());
+    assert!(rest.contains("interrupted after") && rest.contains("--resume"), "{rest}");
+    assert!(out.join("checkpoint.bin").exists());
+    assert!(!out.join("model.bin").exists());
+
+    let resumed = train_small_command(&input, &out, &cache, &[&long[..], &["--resume"]].concat())
+        .env("RUST_LOG", "info")
+        .env("FERROCHEM_STOP_AFTER_STEPS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        stderr.contains("resuming from") && stderr.contains("stopped after 1 steps"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn resuming_without_a_checkpoint_says_there_is_none() {
+    let scratch = temp_dir("no-checkpoint");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
+    let out = dir.join("out");
+    let result = train_small(&input, &out, &dir.join("cache"), &["--resume"]);
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("no checkpoint to resume from"), "{stderr}");
+}
+
 #[test]
 fn folds_write_a_run_per_fold_and_their_mean() {
     let scratch = temp_dir("folds");
