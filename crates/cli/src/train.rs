@@ -977,8 +977,8 @@ fn learning_rate_base(args: &TrainArgs) -> f64 {
 /// one. A checkpoint of the default run is 50 to 100 MB, and its epochs
 /// last half a second: written at every epoch's end, checkpoints took a
 /// sixth of the run. An interrupt or `--checkpoint-every` still checkpoints
-/// at once, so what a crash can lose is this much training, and what an
-/// interrupt loses is nothing.
+/// at once, so an interrupt loses nothing, and a crash or `kill -9` this
+/// long and one epoch of training at most.
 const EPOCH_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Set by the first Ctrl-C or SIGTERM of a training run: the member in
