@@ -981,24 +981,29 @@ fn learning_rate_base(args: &TrainArgs) -> f64 {
 /// long and one epoch of training at most.
 const EPOCH_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Set by the first Ctrl-C or SIGTERM of a training run: the member in
-/// training stops after its step, checkpoints, and the run exits with the
-/// way to resume.
+/// Set by the first Ctrl-C (SIGINT) or SIGTERM of a training run: the
+/// member in training stops after its step, checkpoints, and the run exits
+/// with the way to resume.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Makes interrupts stop training at the next step with a checkpoint
-/// (see [`INTERRUPTED`]); a second interrupt exits at once, for a user
-/// who will not wait for the checkpoint.
+/// Makes SIGINT and SIGTERM stop training at the next step with a
+/// checkpoint (see [`INTERRUPTED`]); a second one exits at once, with the
+/// shell's status for death by that signal, for a user who will not wait.
+/// SIGHUP keeps its default, so `nohup` still shields a run from a closed
+/// terminal.
 fn stop_on_interrupt() {
-    let handler = || {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for (signal, status) in [(SIGINT, 128 + SIGINT), (SIGTERM, 128 + SIGTERM)] {
+        // The exit must be registered first: it looks at the flag before
+        // the first signal's own action sets it.
+        let registered =
+            signal_hook::flag::register_conditional_shutdown(signal, status, &INTERRUPTED)
+                .and_then(|_| signal_hook::flag::register(signal, &INTERRUPTED));
+        if let Err(err) = registered {
+            log::warn!(
+                "cannot catch signal {signal} ({err}): an interrupted run will resume from its last checkpoint"
+            );
         }
-    };
-    if let Err(err) = ctrlc::set_handler(handler) {
-        log::warn!(
-            "cannot catch interrupts ({err}): an interrupted run will resume from its last checkpoint"
-        );
     }
 }
 
