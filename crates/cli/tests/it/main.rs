@@ -412,16 +412,26 @@ fn an_interrupted_run_checkpoints_and_resumes() {
     let input = write_small_csv(dir);
     let (out, cache) = (dir.join("out"), dir.join("cache"));
     let long = ["--epochs", "1000000"];
-    let mut child = train_small_command(&input, &out, &cache, &long)
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    /// Kills the run when the test ends, however it ends.
+    struct Reaper(std::process::Child);
+    impl Drop for Reaper {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reaper(
+        train_small_command(&input, &out, &cache, &long)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Should the log never show the second epoch, a watchdog ends the run
     // so that the test fails instead of waiting for it.
     let reaped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watchdog = {
-        let (reaped, pid) = (reaped.clone(), child.id().to_string());
+        let (reaped, pid) = (reaped.clone(), child.0.id().to_string());
         move || {
             std::thread::sleep(std::time::Duration::from_secs(120));
             if !reaped.load(std::sync::atomic::Ordering::SeqCst) {
@@ -430,7 +440,7 @@ fn an_interrupted_run_checkpoints_and_resumes() {
         }
     };
     std::thread::spawn(watchdog);
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
     let mut line = String::new();
     while !line.contains("epoch 2/") {
         line.clear();
@@ -438,10 +448,10 @@ fn an_interrupted_run_checkpoints_and_resumes() {
             break;
         }
     }
-    let killed = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let killed = Command::new("kill").arg("-TERM").arg(child.0.id().to_string()).status();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     reaped.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(killed.unwrap().success());
     assert!(!status.success());
