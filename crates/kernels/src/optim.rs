@@ -475,20 +475,26 @@ mod tests {
         }
     }
 
+    /// Adam at step `step` with a coupled L2 penalty, as the row-wise
+    /// updates are checked with.
+    fn coupled_adam(step: u64) -> AdamStep<f32> {
+        AdamStep {
+            learning_rate: 1e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: WeightDecay::Coupled(1e-3),
+            step,
+        }
+    }
+
     #[test]
     fn row_sparse_updates_match_dense_ones_bit_for_bit() {
         let x = crate::SparseBinary::from_rows(300, [vec![0, 5, 299], vec![5, 17]]).unwrap();
         let g = crate::Matrix::from_fn(2, 257, |i, j| (i as f32 - 0.5) * (j as f32 * 0.01 - 1.0));
         let sparse = crate::sparse_transpose_matmul_rows(&x, &g, Parallelism::Sequential);
         let dense = sparse.to_dense();
-        let adam = AdamStep {
-            learning_rate: 1e-2,
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
-            weight_decay: WeightDecay::Coupled(1e-3),
-            step: 4,
-        };
+        let adam = coupled_adam(4);
         let sgd = SgdStep {
             learning_rate: 0.1,
             momentum: 0.9,
@@ -522,14 +528,7 @@ mod tests {
         let n = nrows * ncols;
         let grad =
             crate::Matrix::from_fn(nrows, ncols, |i, j| ((i * 7 + j) % 11) as f32 * 0.1 - 0.5);
-        let adam = AdamStep {
-            learning_rate: 1e-2,
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
-            weight_decay: WeightDecay::Coupled(1e-3),
-            step: 2,
-        };
+        let adam = coupled_adam(2);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         for parallelism in [Parallelism::Sequential, Parallelism::Parallel] {
             let mut w: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect();
