@@ -38,6 +38,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=50)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # ferrochem's workers flush subnormal numbers to zero; give PyTorch the
+    # same setting so that neither side pays for them and the other not.
+    torch.set_flush_denormal(True)
     torch.manual_seed(0)
 
     labels = read_labels(args.labels)

@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use ferrochem_chem::{EcfpOptions, ReadOptions, ValenceTable};
 use ferrochem_data::Input;
+use ferrochem_kernels::subnormal::{Subnormals, set_subnormals};
 
 mod apply;
 mod plots;
@@ -190,12 +191,34 @@ fn expand_config(args: Vec<std::ffi::OsString>) -> anyhow::Result<Vec<std::ffi::
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let threads = match &cli.command {
+        Command::Train(args) => args.threads,
+        _ => None,
+    };
+    start_threads(threads)?;
     match cli.command {
         Command::Featurize(args) => featurize(&args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => train::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Predict(args) => apply::run_predict(&args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => apply::run_eval(&args).map(|()| ExitCode::SUCCESS),
     }
+}
+
+/// Builds rayon's global pool, of `threads` workers or by default
+/// `RAYON_NUM_THREADS` or one per core, with this thread and every worker
+/// flushing subnormal numbers to zero. Weights that an L2 penalty drives
+/// toward zero otherwise fill Adam's moments with subnormals, which some
+/// processors compute a hundred times slower; and all threads flush alike,
+/// so results do not depend on which thread computed what.
+fn start_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    set_subnormals(Subnormals::FlushToZero);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .start_handler(|_| {
+            set_subnormals(Subnormals::FlushToZero);
+        })
+        .build_global()
+        .context("cannot start the worker threads")
 }
 
 fn featurize(args: &FeaturizeArgs) -> anyhow::Result<()> {

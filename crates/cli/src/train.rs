@@ -1137,12 +1137,6 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         ),
         _ => {}
     }
-    if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("cannot set the thread count")?;
-    }
     log::debug!("{} worker threads", rayon::current_num_threads());
     stop_on_interrupt();
     // Train on a worker of the pool, not on the main thread: a parallel

@@ -34,7 +34,9 @@
 //! Every kernel gives bit-identical results whatever the number of rayon
 //! threads and whatever vector width the processor offers: parallel work is
 //! split so that each output entry is summed by one thread in a fixed order,
-//! and reductions fix their order in the code (see [`reduce`]).
+//! and reductions fix their order in the code (see [`reduce`]). That holds
+//! for threads that treat subnormal numbers alike; a program that flushes
+//! them to zero for speed does so on every thread (see [`subnormal`]).
 //!
 //! # Shape errors
 //!
@@ -52,6 +54,7 @@ pub mod random;
 pub mod reduce;
 mod row_sparse;
 mod sparse;
+pub mod subnormal;
 
 pub use float::Float;
 pub use matmul::{Accumulate, Form, matmul, matmul_into};

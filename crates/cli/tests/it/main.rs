@@ -288,6 +288,25 @@ fn weight_averaging_is_on_by_default_and_can_be_turned_off() {
     assert!(stderr.contains("'soon' is neither a number of epochs nor 'off'"), "{stderr}");
 }
 
+#[test]
+fn the_thread_count_does_not_change_the_model_file() {
+    let scratch = temp_dir("threads");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
+    let cache = dir.join("cache");
+    // Wide enough that the first layer's updates and products split over
+    // threads, and long enough (800 steps) that the L2 penalty drives the
+    // weights no molecule reaches below 1e-19, where their squares are
+    // subnormal and the workers' flushing of them comes into play.
+    let model = |threads: &str| {
+        let out = dir.join(format!("t{threads}"));
+        let extra = ["--threads", threads, "--epochs", "200", "--layers", "64"];
+        let result = train_small(&input, &out, &cache, &extra);
+        assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+        std::fs::read(out.join("model.bin")).unwrap()
+    };
+    assert!(model("1") == model("2"), "one and two threads wrote different model files");
+}
 fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
     train_small_command(input, out, cache, extra).output().unwrap()
 }
