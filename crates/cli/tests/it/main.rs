@@ -294,8 +294,8 @@ fn the_thread_count_does_not_change_the_model_file() {
     let dir = scratch.path();
     let input = write_small_csv(dir);
     let cache = dir.join("cache");
-    // Wide enough that the first layer's updates and products split over
-    // threads, and long enough (800 steps) that the L2 penalty drives the
+    // Wide enough that the first layer's update splits over threads, and
+    // long enough (800 steps of 8 rows) that the L2 penalty drives the
     // weights no molecule reaches below 1e-19, where their squares are
     // subnormal and the workers' flushing of them comes into play.
     let model = |threads: &str| {
@@ -307,6 +307,7 @@ fn the_thread_count_does_not_change_the_model_file() {
     };
     assert!(model("1") == model("2"), "one and two threads wrote different model files");
 }
+
 fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
     train_small_command(input, out, cache, extra).output().unwrap()
 }
