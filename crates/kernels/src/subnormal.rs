@@ -4,12 +4,12 @@
 //! 1.2e-38 in `f32`). Many x86 processors, Intel's among them, handle an
 //! operation that reads or produces one in microcode, at a hundred cycles or
 //! more instead of one. Training makes such numbers as a matter of course:
-//! under an L2 penalty, a weight that no training example reaches (the input
-//! column of a fingerprint bit no molecule sets, the incoming weights of a
-//! unit that never fires) shrinks geometrically toward zero, and once it is
-//! below about 1e-19 its square, and the square of its gradient in Adam's
-//! second moment, underflow. On such a processor the epochs of a Tox21 run
-//! grew from under a second to two as more of those weights crossed the line.
+//! under an L2 penalty, a weight that no training example reaches (that of
+//! an input column no example sets, or of a unit that never fires) shrinks
+//! geometrically toward zero, and once it is below about 1e-19 its square,
+//! and the square of its gradient in Adam's second moment, underflow. On
+//! such a processor a training run's epochs grew from under a second to two
+//! as more of those weights crossed the line.
 //!
 //! [`Subnormals::FlushToZero`] turns every subnormal result and operand into
 //! zero, which machine-learning runtimes commonly do on their compute
@@ -40,9 +40,8 @@ pub enum Subnormals {
 ///
 /// On POSIX systems threads that the calling thread starts afterwards
 /// inherit the setting; threads that exist already keep their own. On
-/// processors other than
-/// x86-64 and AArch64 there is no switch to set: the call does nothing and
-/// returns [`Subnormals::Keep`].
+/// processors other than x86-64 and AArch64 there is no switch to set: the
+/// call does nothing and returns [`Subnormals::Keep`].
 ///
 /// ```
 /// use ferrochem_kernels::subnormal::{set_subnormals, subnormals, Subnormals};
