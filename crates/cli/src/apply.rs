@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use ferrochem_data::container::AtomicFile;
 use ferrochem_data::stream::SmilesStream;
-use ferrochem_data::{Input, Matrix, TableOptions, read_table};
+use ferrochem_data::{AbsentTasks, Input, Matrix, TableOptions, read_table};
 use ferrochem_train::checkpoint::{self, FileKind};
 use ferrochem_train::metrics::{PrcArea, TaskKind, score};
 
 use crate::train::{
     MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_3, SavedModel, SavedModelV2, TaskType, csv_field,
-    print_scores,
+    print_scores, warn_skipped,
 };
 
 /// Options of `ferrochem predict`.
@@ -43,7 +43,8 @@ pub struct EvalArgs {
     /// Folder written by `ferrochem train`.
     #[arg(long)]
     pub model: PathBuf,
-    /// Labelled CSV with the model's task columns.
+    /// Labelled CSV with a SMILES column and some or all of the model's task
+    /// columns, by name; tasks without a column are left out of the scores.
     #[arg(long)]
     pub data: PathBuf,
     /// Column holding the SMILES.
@@ -204,16 +205,29 @@ pub fn run_predict(args: &PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `ferrochem eval`.
+/// Runs `ferrochem eval` on the model's tasks that the file has columns
+/// for; the others are named in a warning and left out of the mean.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let saved = load(&args.model)?;
     let options = TableOptions {
         smiles_column: args.smiles_column.clone(),
         tasks: Some(saved.tasks.clone()),
+        absent_tasks: AbsentTasks::Skip,
         weights_column: None,
         binary_labels: saved.task_type == TaskType::Classification,
     };
     let table = read_table(&Input::Path(&args.data), &options)?;
+    warn_skipped(&table);
+    let absent: Vec<&str> =
+        saved.tasks.iter().filter(|t| !table.task_names.contains(t)).map(String::as_str).collect();
+    if !absent.is_empty() {
+        log::warn!(
+            "{}: no column for task(s) {}; scoring the other {}",
+            table.source_name,
+            absent.join(", "),
+            table.task_names.len()
+        );
+    }
     let features = saved.featurizer().features_of_all(&table.smiles, &|| ());
     let keep: Vec<usize> = (0..features.len()).filter(|&i| features[i].is_ok()).collect();
     for (i, feature) in features.iter().enumerate() {
@@ -224,14 +238,23 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let table = table.select(&keep);
     let accepted: Vec<&[u32]> =
         features.iter().filter_map(|f| f.as_ref().ok().map(Vec::as_slice)).collect();
-    let (predictions, _) = predict(&saved, &accepted)?;
+    let (all_tasks, _) = predict(&saved, &accepted)?;
+    // The model predicts each of its tasks; keep those the file labels, in
+    // the table's order.
+    let columns: Vec<usize> = table
+        .task_names
+        .iter()
+        .map(|t| saved.tasks.iter().position(|s| s == t).expect("only the model's tasks are read"))
+        .collect();
+    let predictions =
+        Matrix::from_fn(all_tasks.nrows(), columns.len(), |row, c| all_tasks[(row, columns[c])]);
     let kind = if saved.task_type == TaskType::Classification {
         TaskKind::Classification
     } else {
         TaskKind::Regression
     };
     let scores = score(&predictions, &table.targets, &table.mask, kind, PrcArea::AveragePrecision);
-    print_scores(&saved.tasks, kind, &[("data", &scores)]);
+    print_scores(&table.task_names, kind, &[("data", &scores)]);
     Ok(())
 }
 

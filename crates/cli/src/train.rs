@@ -16,8 +16,8 @@ use ferrochem_data::split::{
 };
 use ferrochem_data::weights::{TargetScaling, balanced_weight_matrix, balancing_weights};
 use ferrochem_data::{
-    DataErrorKind, Dataset, Features, InMemoryDataset, Input, Matrix, Table, TableOptions,
-    read_table, select_matrix_rows,
+    AbsentTasks, DataErrorKind, Dataset, Features, InMemoryDataset, Input, Matrix, Table,
+    TableOptions, read_table, select_matrix_rows,
 };
 use ferrochem_nn::{
     LearningRate, LossConfig, LossReduction, ModelInput, Multitask, MultitaskConfig,
@@ -531,6 +531,16 @@ pub fn progress_bar(prefix: &'static str, len: u64, unit: &str) -> indicatif::Pr
     bar
 }
 
+/// Warns about the first few rows `read_table` skipped, and how many in all.
+pub(crate) fn warn_skipped(table: &Table) {
+    for skipped in table.skipped.iter().take(5) {
+        log::warn!("{}:{}: row skipped: {}", table.source_name, skipped.line, skipped.problem);
+    }
+    if table.skipped.len() > 5 {
+        log::warn!("{}: {} rows skipped in all", table.source_name, table.skipped.len());
+    }
+}
+
 /// Reads and featurizes `path`, with `tasks` as its label columns (every
 /// numeric column when `None`).
 fn featurize(
@@ -542,6 +552,7 @@ fn featurize(
     let options = TableOptions {
         smiles_column: args.smiles_column.clone(),
         tasks,
+        absent_tasks: AbsentTasks::Error,
         weights_column: weights_column(&args.weights),
         binary_labels: args.task_type == TaskType::Classification,
     };
@@ -551,12 +562,7 @@ fn featurize(
         }
         _ => err.into(),
     })?;
-    for skipped in table.skipped.iter().take(5) {
-        log::warn!("{}:{}: row skipped: {}", table.source_name, skipped.line, skipped.problem);
-    }
-    if table.skipped.len() > 5 {
-        log::warn!("{}: {} rows skipped in all", table.source_name, table.skipped.len());
-    }
+    warn_skipped(&table);
     let cache_dir = std::env::var_os("FERROCHEM_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ferrochem")));

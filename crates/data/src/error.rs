@@ -25,6 +25,13 @@ pub enum DataErrorKind {
         /// The columns the header has.
         available: Vec<String>,
     },
+    /// None of the task columns the caller named is in the header.
+    NoTaskColumns {
+        /// The columns asked for.
+        wanted: Vec<String>,
+        /// The columns the header has.
+        available: Vec<String>,
+    },
     /// No row could be used.
     NoUsableRows {
         /// How many rows were skipped, and why the first one was.
@@ -83,6 +90,15 @@ impl fmt::Display for DataError {
             DataErrorKind::Csv(err) => write!(f, "{err}"),
             DataErrorKind::MissingColumn { name, available } => {
                 write!(f, "no column named '{name}'; the header has: {}", available.join(", "))
+            }
+            DataErrorKind::NoTaskColumns { wanted, available } => {
+                let wanted: Vec<String> = wanted.iter().map(|w| format!("'{w}'")).collect();
+                write!(
+                    f,
+                    "none of the task columns ({}) is in the file; the header has: {}",
+                    wanted.join(", "),
+                    available.join(", ")
+                )
             }
             DataErrorKind::NoUsableRows { n_skipped, first_problem } => match first_problem {
                 Some(problem) => write!(

@@ -34,6 +34,6 @@ pub use error::{DataError, DataErrorKind};
 pub use ferrochem_chem as chem;
 pub use ferrochem_kernels::{Matrix, SparseBinary};
 pub use table::{
-    Identifier, Input, Skipped, SmilesRows, Table, TableOptions, read_input_bytes,
+    AbsentTasks, Identifier, Input, Skipped, SmilesRows, Table, TableOptions, read_input_bytes,
     read_smiles_rows, read_table,
 };

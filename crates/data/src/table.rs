@@ -36,6 +36,8 @@ pub struct TableOptions {
     /// The label columns, in order; `None` takes every column but the
     /// SMILES one that holds at least one number.
     pub tasks: Option<Vec<String>>,
+    /// What to do when a column named in `tasks` is not in the header.
+    pub absent_tasks: AbsentTasks,
     /// A column of per-row weights, applied to every task of the row.
     pub weights_column: Option<String>,
     /// Whether every label must be 0 or 1, as classes are; a row with
@@ -49,10 +51,22 @@ impl Default for TableOptions {
         TableOptions {
             smiles_column: "smiles".to_owned(),
             tasks: None,
+            absent_tasks: AbsentTasks::Error,
             weights_column: None,
             binary_labels: false,
         }
     }
+}
+
+/// What [`read_table`] does with a task column that the file lacks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AbsentTasks {
+    /// Fail, naming the column and those the file has (the default).
+    #[default]
+    Error,
+    /// Read the tasks the file has, in their given order, and fail only if
+    /// it has none of them; [`Table::task_names`] says which were read.
+    Skip,
 }
 
 /// A row that was left out, and why.
@@ -334,7 +348,23 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
             .any(|(_, cells)| cells.get(c).is_some_and(|cell| parse_number(cell).is_some()))
     };
     let task_idx: Vec<usize> = match &options.tasks {
-        Some(tasks) => tasks.iter().map(|t| column(t)).collect::<Result<_, _>>()?,
+        Some(tasks) => match options.absent_tasks {
+            AbsentTasks::Error => tasks.iter().map(|t| column(t)).collect::<Result<_, _>>()?,
+            AbsentTasks::Skip => {
+                let present: Vec<usize> = tasks.iter().filter_map(|t| column(t).ok()).collect();
+                if present.is_empty() {
+                    return Err(DataError::new(
+                        name,
+                        Some(1),
+                        DataErrorKind::NoTaskColumns {
+                            wanted: tasks.clone(),
+                            available: header.clone(),
+                        },
+                    ));
+                }
+                present
+            }
+        },
         None => others.iter().copied().filter(|&c| holds_numbers(c)).collect(),
     };
     if task_idx.is_empty() {

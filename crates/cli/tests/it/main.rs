@@ -116,6 +116,45 @@ fn train_writes_model_and_reports() {
     assert!(result.status.success());
     let table = String::from_utf8_lossy(&result.stdout);
     assert!(table.lines().last().unwrap().starts_with("mean"), "{table}");
+
+    // A file with labels for some of the model's tasks scores those alone,
+    // and one with none of them is refused by name.
+    let labels = std::fs::read_to_string(&input).unwrap();
+    let only_b: String = labels
+        .lines()
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            format!("{},{}\n", cells[2], cells[0])
+        })
+        .collect();
+    let partial = dir.join("only_b.csv");
+    std::fs::write(&partial, only_b).unwrap();
+    let eval = |data: &Path| {
+        ferrochem().args(["eval", "--model"]).arg(&out).arg("--data").arg(data).output().unwrap()
+    };
+    let result = eval(&partial);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let partial_table = String::from_utf8_lossy(&result.stdout);
+    let rows: Vec<&str> =
+        partial_table.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(rows[1..], ["b", "mean"], "{partial_table}");
+    // Task b's row is the one the full file gave.
+    let row_of = |text: &str, task: &str| {
+        text.lines().find(|l| l.split_whitespace().next() == Some(task)).unwrap().to_owned()
+    };
+    assert_eq!(row_of(&partial_table, "b"), row_of(&table, "b"));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("no column for task(s) a; scoring the other 1"), "{stderr}");
+
+    let unlabelled = dir.join("unlabelled.csv");
+    std::fs::write(&unlabelled, "smiles,c\nCCO,1\n").unwrap();
+    let result = eval(&unlabelled);
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("unlabelled.csv:1: none of the task columns ('a', 'b') is in the file"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ferrochem_data::split::{read_split_file, split_from_assignments};
 use ferrochem_data::weights::balancing_weights;
-use ferrochem_data::{DataErrorKind, Input, TableOptions, read_table};
+use ferrochem_data::{AbsentTasks, DataErrorKind, Input, TableOptions, read_table};
 
 fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative)
@@ -134,6 +134,31 @@ c1ccccc1,,1,m5\r\n";
         ]
     );
     assert_eq!(table.mask.as_slice(), &[1.0, 1.0, 0.0, 1.0]);
+}
+
+#[test]
+fn named_tasks_the_file_lacks_fail_or_are_left_out_as_asked() {
+    let path = write_temp("some_tasks.csv", b"smiles,c,a\nCCO,1,0\nCCN,0,1\n");
+    let wanted = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+    let strict = TableOptions { tasks: Some(wanted.clone()), ..TableOptions::default() };
+    let err = read_table(&Input::Path(&path), &strict).unwrap_err();
+    assert!(matches!(err.kind(), DataErrorKind::MissingColumn { name, .. } if name == "b"));
+
+    let lenient = TableOptions { absent_tasks: AbsentTasks::Skip, ..strict };
+    let table = read_table(&Input::Path(&path), &lenient).unwrap();
+    // The given order, not the file's.
+    assert_eq!(table.task_names, vec!["a", "c"]);
+    assert_eq!(table.targets.as_slice(), &[0.0, 1.0, 1.0, 0.0]);
+
+    let none = TableOptions { tasks: Some(vec!["b".to_owned()]), ..lenient };
+    let err = read_table(&Input::Path(&path), &none).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:1: none of the task columns ('b') is in the file; the header has: smiles, c, a",
+            path.display()
+        )
+    );
 }
 
 #[test]
