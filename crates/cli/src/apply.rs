@@ -13,7 +13,7 @@ use ferrochem_train::metrics::{PrcArea, TaskKind, score};
 
 use crate::train::{
     MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_3, SavedModel, SavedModelV2, TaskType, csv_field,
-    print_scores, warn_skipped,
+    input_of, print_scores, warn_skipped,
 };
 
 /// Options of `ferrochem predict`.
@@ -45,6 +45,7 @@ pub struct EvalArgs {
     pub model: PathBuf,
     /// Labelled CSV with a SMILES column and some or all of the model's task
     /// columns, by name; tasks without a column are left out of the scores.
+    /// `-` reads standard input.
     #[arg(long)]
     pub data: PathBuf,
     /// Column holding the SMILES.
@@ -216,7 +217,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         weights_column: None,
         binary_labels: saved.task_type == TaskType::Classification,
     };
-    let table = read_table(&Input::Path(&args.data), &options)?;
+    let table = read_table(&input_of(&args.data), &options)?;
     warn_skipped(&table);
     let absent: Vec<&str> =
         saved.tasks.iter().filter(|t| !table.task_names.contains(t)).map(String::as_str).collect();

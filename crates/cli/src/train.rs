@@ -46,7 +46,8 @@ use serde_json::{Value, json};
 /// and validation rows.
 #[derive(Clone, Debug, clap::Args, Serialize)]
 pub struct TrainArgs {
-    /// Training CSV (plain or gzipped) with a SMILES column and label columns.
+    /// Training CSV (plain or gzipped) with a SMILES column and label
+    /// columns; `-` reads standard input.
     #[arg(long)]
     pub data: PathBuf,
     /// Validation CSV; with it and no --test, all of --data trains. Its
@@ -541,14 +542,19 @@ pub(crate) fn warn_skipped(table: &Table) {
     }
 }
 
-/// Reads and featurizes `path`, with `tasks` as its label columns (every
-/// numeric column when `None`).
+/// The input a path names: `-` is standard input.
+pub(crate) fn input_of(path: &Path) -> Input<'_> {
+    if path == Path::new("-") { Input::Stdin } else { Input::Path(path) }
+}
+
+/// Reads and featurizes `path` (`-` for standard input), with `tasks` as
+/// its label columns (every numeric column when `None`).
 fn featurize(
     path: &Path,
     args: &TrainArgs,
     tasks: Option<Vec<String>>,
 ) -> anyhow::Result<Featurized> {
-    let input = Input::Path(path);
+    let input = input_of(path);
     let options = TableOptions {
         smiles_column: args.smiles_column.clone(),
         tasks,
@@ -1174,6 +1180,13 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
             "--folds makes its own splits; it cannot be combined with --valid, --test or --split-file"
         );
     }
+    let from_stdin = [Some(&args.data), args.valid.as_ref(), args.test.as_ref()]
+        .iter()
+        .filter(|path| path.is_some_and(|p| p == Path::new("-")))
+        .count();
+    if from_stdin > 1 {
+        bail!("only one of --data, --valid and --test can read standard input ('-')");
+    }
     let main = featurize(&args.data, args, args.tasks.clone())?;
     // The validation and test files are read by the training file's task
     // names: their columns may come in another order, and a column the
@@ -1202,7 +1215,7 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
     if k as usize > n_rows {
         bail!(
             "--folds {k}: {} has {n_rows} usable rows, fewer than the folds, so some folds would have nothing to test",
-            args.data.display()
+            main.table.source_name
         );
     }
     let mut fold_summaries = Vec::new();
@@ -1260,11 +1273,11 @@ fn train_once(
     // Rows, labels, weights and scaling are the same in every encoding.
     let parts = &all_parts[0];
     if parts.train.n_rows() == 0 {
-        bail!("{}: the split leaves no training rows", args.data.display());
+        bail!("{}: the split leaves no training rows", main.table.source_name);
     }
     log::info!(
         "{}: {} molecules, {} tasks; {} train, {} valid, {} test",
-        args.data.display(),
+        main.table.source_name,
         main.table.n_rows(),
         main.table.n_tasks(),
         parts.train.n_rows(),

@@ -158,6 +158,58 @@ fn train_writes_model_and_reports() {
 }
 
 #[test]
+fn train_and_eval_read_standard_input_as_they_read_a_file() {
+    let scratch = temp_dir("stdin");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
+    let cache = dir.join("cache");
+    let from_file = dir.join("file");
+    assert!(train_small(&input, &from_file, &cache, &[]).status.success());
+    let from_stdin = dir.join("stdin");
+    let result = train_small_command(Path::new("-"), &from_stdin, &cache, &[])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(
+        std::fs::read(from_file.join("model.bin")).unwrap(),
+        std::fs::read(from_stdin.join("model.bin")).unwrap()
+    );
+    let summary = |run: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
+    };
+    assert_eq!(summary(&from_file)["dataset_sha256"], summary(&from_stdin)["dataset_sha256"]);
+    // Rejected rows are reported against standard input.
+    assert_eq!(summary(&from_stdin)["rejected"][0]["file"], "<stdin>");
+
+    let eval = |data: &str, stdin: std::process::Stdio| {
+        ferrochem()
+            .args(["eval", "--model"])
+            .arg(&from_file)
+            .args(["--data", data])
+            .stdin(stdin)
+            .output()
+            .unwrap()
+    };
+    let piped = eval("-", std::fs::File::open(&input).unwrap().into());
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    let named = eval(input.to_str().unwrap(), std::process::Stdio::null());
+    assert_eq!(piped.stdout, named.stdout);
+
+    let result = train_small_command(Path::new("-"), &dir.join("twice"), &cache, &["--valid", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!result.status.success());
+    assert!(
+        String::from_utf8_lossy(&result.stderr)
+            .contains("only one of --data, --valid and --test can read standard input"),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+#[test]
 fn config_files_set_options_and_flags_override_them() {
     let scratch = temp_dir("config");
     let dir = scratch.path();
