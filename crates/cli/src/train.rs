@@ -1351,17 +1351,18 @@ fn train_once(
         let (scores, predictions) =
             evaluate(&|p| &p.test.as_ref().expect("every encoding has one").0)?;
         test_scores = Some(scores);
-        let mut csv = format!(
-            "smiles,{}\n",
-            tasks.iter().map(|t| csv_field(t)).collect::<Vec<_>>().join(",")
-        );
+        // The layout `ferrochem predict` writes: SMILES, identifiers, tasks.
+        let identifiers = &source.table.identifiers;
+        let mut header = vec!["smiles".to_owned()];
+        header.extend(identifiers.iter().map(|id| csv_field(&id.name)));
+        header.extend(tasks.iter().map(|t| csv_field(t)));
+        let mut csv = header.join(",") + "\n";
         for (i, &row) in rows.iter().enumerate() {
-            let values: Vec<String> = predictions.row(i).iter().map(|p| p.to_string()).collect();
-            csv.push_str(&format!(
-                "{},{}\n",
-                csv_field(&source.table.smiles[row]),
-                values.join(",")
-            ));
+            let mut fields = vec![csv_field(&source.table.smiles[row])];
+            fields.extend(identifiers.iter().map(|id| csv_field(&id.values[row])));
+            fields.extend(predictions.row(i).iter().map(|p| p.to_string()));
+            csv.push_str(&fields.join(","));
+            csv.push('\n');
         }
         write_file(out, "test_predictions.csv", csv.as_bytes())?;
         if classification {

@@ -399,6 +399,36 @@ fn the_thread_count_does_not_change_the_model_file() {
     assert!(model("1") == model("2"), "one and two threads wrote different model files");
 }
 
+#[test]
+fn test_predictions_carry_identifiers_as_predict_writes_them() {
+    let scratch = temp_dir("identifiers");
+    let dir = scratch.path();
+    let labelled = std::fs::read_to_string(write_small_csv(dir)).unwrap();
+    let mut named = String::new();
+    for (i, line) in labelled.lines().enumerate() {
+        let id = if i == 0 { "name".to_owned() } else { format!("mol-{i}") };
+        named.push_str(&format!("{id},{line}\n"));
+    }
+    let input = dir.join("named.csv");
+    std::fs::write(&input, named).unwrap();
+    let out = dir.join("run");
+    let result = train_small(&input, &out, &dir.join("cache"), &[]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let test = std::fs::read_to_string(out.join("test_predictions.csv")).unwrap();
+    let predicted =
+        ferrochem().args(["predict", "--model"]).arg(&out).arg("-i").arg(&input).output().unwrap();
+    assert!(predicted.status.success());
+    let predicted = String::from_utf8(predicted.stdout).unwrap();
+    assert_eq!(test.lines().next(), Some("smiles,name,a,b"));
+    assert_eq!(predicted.lines().next(), Some("smiles,name,a,b"));
+    // Each test row is the row predict writes for that molecule, name and all.
+    let test_rows: Vec<&str> = test.lines().skip(1).collect();
+    assert!(!test_rows.is_empty());
+    for row in test_rows {
+        assert!(predicted.lines().any(|line| line == row), "{row} is not among\n{predicted}");
+    }
+}
+
 fn train_small(input: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
     train_small_command(input, out, cache, extra).output().unwrap()
 }
