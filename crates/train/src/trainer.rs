@@ -44,6 +44,15 @@ pub enum OnDivergence {
     HalveLearningRate,
 }
 
+/// An epoch whose training loss is over this many times the lowest epoch
+/// loss before it marks the run as unstable, and the log says so. Noise
+/// from dropout and shuffling moves a healthy run's epoch loss by a few
+/// percent; a run whose steps are too large for its data (as when a few
+/// examples carry class weights in the hundreds) climbs steadily instead,
+/// toward a model that predicts one class for everything, without ever
+/// tripping [`EXPLOSION_FACTOR`].
+pub const UNSTABLE_FACTOR: f64 = 2.0;
+
 /// How many times `OnDivergence::HalveLearningRate` may halve before the
 /// run is stopped anyway: 2⁻²⁰ is a millionth of the starting rate.
 pub const MAX_HALVINGS: u32 = 20;
@@ -758,6 +767,20 @@ fn finish_epoch(
         ),
     }
     state.history.push(record.clone());
+    let losses: Vec<f64> = state.history.iter().map(|r| r.train_loss).collect();
+    if first_unstable_epoch(&losses) == Some(losses.len() - 1) {
+        let (lowest_epoch, lowest) = lowest_before(&losses, losses.len() - 1);
+        log::warn!(
+            "epoch {}: the training loss {:.4} is over {UNSTABLE_FACTOR} times its lowest, {:.4} \
+             in epoch {}: the steps are too large for this data, which very large class \
+             weights on a few examples can cause; a lower learning rate or a clipped gradient \
+             norm usually cures it",
+            record.epoch + 1,
+            record.train_loss,
+            lowest,
+            lowest_epoch + 1
+        );
+    }
     if config.swa_start.is_some_and(|after| state.epoch >= after) {
         let average =
             state.average.get_or_insert_with(|| Average { epochs: 0, model: state.model.clone() });
@@ -791,6 +814,22 @@ fn finish_epoch(
         }
     }
     record
+}
+
+/// The first epoch whose loss is over [`UNSTABLE_FACTOR`] times the lowest
+/// loss of the epochs before it, if any.
+fn first_unstable_epoch(losses: &[f64]) -> Option<usize> {
+    (1..losses.len()).find(|&epoch| {
+        let (_, lowest) = lowest_before(losses, epoch);
+        lowest > 0.0 && losses[epoch] > UNSTABLE_FACTOR * lowest
+    })
+}
+
+/// The epoch with the lowest loss among the first `end`, and that loss.
+fn lowest_before(losses: &[f64], end: usize) -> (usize, f64) {
+    losses[..end].iter().copied().enumerate().fold((0, f64::INFINITY), |best, (epoch, loss)| {
+        if loss < best.1 { (epoch, loss) } else { best }
+    })
 }
 
 /// Rows per batch when predicting; only memory depends on it.
@@ -830,5 +869,25 @@ fn model_input(features: &Features) -> ModelInput<'_, f32> {
     match features {
         Features::Sparse(x) => ModelInput::Sparse(x),
         Features::Dense(x) => ModelInput::Dense(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loss_that_climbs_far_above_its_lowest_marks_the_run_once() {
+        // The default classifier on MUV, whose rarest positives weigh ~500.
+        assert_eq!(first_unstable_epoch(&[5.59, 10.45, 19.18, 25.62, 39.52]), Some(2));
+        // Healthy runs: a falling loss, and the noise near the end of one.
+        assert_eq!(first_unstable_epoch(&[0.92, 0.71, 0.63, 0.60, 0.61, 0.59]), None);
+        assert_eq!(first_unstable_epoch(&[1.062, 1.039, 1.038, 1.024, 1.009, 1.024]), None);
+        // Measured from the lowest epoch, not the first.
+        assert_eq!(first_unstable_epoch(&[3.0, 1.0, 1.5, 2.5]), Some(3));
+        assert_eq!(first_unstable_epoch(&[]), None);
+        // A loss of zero leaves nothing to compare with.
+        assert_eq!(first_unstable_epoch(&[0.0, 1.0]), None);
+        assert_eq!(lowest_before(&[3.0, 1.0, 1.5, 2.5], 3), (1, 1.0));
     }
 }
