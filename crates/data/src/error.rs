@@ -32,6 +32,8 @@ pub enum DataErrorKind {
         /// The columns the header has.
         available: Vec<String>,
     },
+    /// The input holds nothing, not even a header.
+    Empty,
     /// No row could be used.
     NoUsableRows {
         /// How many rows were skipped, and why the first one was.
@@ -100,6 +102,7 @@ impl fmt::Display for DataError {
                     available.join(", ")
                 )
             }
+            DataErrorKind::Empty => write!(f, "the file is empty"),
             DataErrorKind::NoUsableRows { n_skipped, first_problem } => match first_problem {
                 Some(problem) => write!(
                     f,

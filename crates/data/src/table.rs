@@ -336,6 +336,16 @@ pub fn read_smiles_rows(input: &Input<'_>, smiles_column: &str) -> Result<Smiles
 pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, DataError> {
     let file = read_csv(input)?;
     let (name, header, records) = (&file.name, &file.header, &file.records);
+    // Without rows, a missing SMILES column or a lack of numeric columns
+    // would be the wrong thing to report.
+    if records.is_empty() {
+        let kind = if header.iter().all(String::is_empty) {
+            DataErrorKind::Empty
+        } else {
+            DataErrorKind::NoUsableRows { n_skipped: 0, first_problem: None }
+        };
+        return Err(DataError::new(name, None, kind));
+    }
     let column = |wanted: &str| file.column(wanted);
     let smiles_idx = column(&options.smiles_column)?;
     let weights_idx = options.weights_column.as_deref().map(column).transpose()?;

@@ -195,6 +195,19 @@ fn classes_are_0_or_1_and_a_file_of_values_is_refused_as_classes() {
 }
 
 #[test]
+fn a_file_without_rows_is_reported_as_such() {
+    let read = |name: &str, bytes: &[u8]| {
+        let path = write_temp(name, bytes);
+        let err = read_table(&Input::Path(&path), &TableOptions::default()).unwrap_err();
+        (err.to_string(), path.display().to_string())
+    };
+    let (message, path) = read("nothing.csv", b"");
+    assert_eq!(message, format!("{path}: the file is empty"));
+    let (message, path) = read("header_only.csv", b"smiles,a\n");
+    assert_eq!(message, format!("{path}: no usable rows: the file has a header but no data"));
+}
+
+#[test]
 fn gzip_is_recognized_by_content_and_errors_name_the_file() {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(b"smiles,y\nCCO,1\n").unwrap();
