@@ -267,7 +267,7 @@ fn option_values_that_cannot_train_are_refused() {
     let dir = scratch.path();
     let input = write_small_csv(dir);
     let out = dir.join("run");
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--batch-size", "0"], "must be at least 1"),
         (&["--epochs", "0"], "must be at least 1"),
         (&["--layers", "100,0"], "must be at least 1"),
@@ -276,6 +276,7 @@ fn option_values_that_cannot_train_are_refused() {
         (&["--l2", "inf"], "finite"),
         (&["--task-type", "regression", "--metric", "roc-auc"], "--metric roc-auc"),
         (&["--bits", "2000000000"], "too many"),
+        (&["--split-fractions", "0.8,0.3,0.1"], "--split-fractions: split fractions must lie"),
     ];
     for (args, reason) in cases {
         let result = ferrochem()
