@@ -142,6 +142,12 @@ pub struct TrainArgs {
     /// over labelled entries.
     #[arg(long, default_value_t = DEFAULT_L2, value_parser = non_negative)]
     pub l2: f64,
+    /// AdamW's decoupled weight decay: every step multiplies the weights by
+    /// 1 − learning rate × this, apart from the moments (PyTorch's AdamW
+    /// `weight_decay`); only with --optimizer adamw, on top of --l2
+    /// [default: 0.01].
+    #[arg(long, value_parser = non_negative)]
+    pub weight_decay: Option<f64>,
     /// Per-label weights: `balanced` (classes weigh the same, fitted on
     /// the training rows), `none`, or `column:NAME`.
     #[arg(long, default_value = "balanced")]
@@ -943,7 +949,10 @@ fn member_setup(
         learning_rate: learning_rate(args, steps_per_epoch)?,
         optimizer: match args.optimizer {
             OptimizerArg::Adam => OptimizerConfig::adam(),
-            OptimizerArg::Adamw => OptimizerConfig::adamw(),
+            OptimizerArg::Adamw => match args.weight_decay {
+                Some(decay) => OptimizerConfig::adamw().with_weight_decay(decay),
+                None => OptimizerConfig::adamw(),
+            },
             OptimizerArg::Sgd => OptimizerConfig::sgd(),
         },
         clip_norm: args.clip_norm,
@@ -1185,6 +1194,12 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
     {
         bail!(
             "--folds makes its own splits; it cannot be combined with --valid, --test or --split-file"
+        );
+    }
+    if args.weight_decay.is_some() && args.optimizer != OptimizerArg::Adamw {
+        bail!(
+            "--weight-decay is AdamW's decoupled decay and needs --optimizer adamw; \
+             other optimizers take an L2 penalty with --l2"
         );
     }
     let from_stdin = [Some(&args.data), args.valid.as_ref(), args.test.as_ref()]

@@ -66,6 +66,22 @@ impl OptimizerConfig {
     pub fn sgd() -> Self {
         OptimizerConfig::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0 }
     }
+
+    /// The same optimizer with its own `weight_decay` replaced: an L2 decay
+    /// in the gradient for SGD and Adam, the decoupled decay for AdamW.
+    pub fn with_weight_decay(self, decay: f64) -> Self {
+        match self {
+            OptimizerConfig::Sgd { momentum, nesterov, .. } => {
+                OptimizerConfig::Sgd { momentum, nesterov, weight_decay: decay }
+            }
+            OptimizerConfig::Adam { beta1, beta2, epsilon, .. } => {
+                OptimizerConfig::Adam { beta1, beta2, epsilon, weight_decay: decay }
+            }
+            OptimizerConfig::AdamW { beta1, beta2, epsilon, .. } => {
+                OptimizerConfig::AdamW { beta1, beta2, epsilon, weight_decay: decay }
+            }
+        }
+    }
 }
 
 /// An optimizer and its state for one set of parameters.
@@ -333,6 +349,22 @@ mod tests {
             let (start, end) = descend(config, 0.05, 400);
             assert!(end < 1e-2 * start, "{config:?}: {start} → {end}");
         }
+    }
+
+    #[test]
+    fn with_weight_decay_replaces_only_the_decay() {
+        assert_eq!(
+            OptimizerConfig::adamw().with_weight_decay(0.5),
+            OptimizerConfig::AdamW { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: 0.5 }
+        );
+        assert_eq!(
+            OptimizerConfig::adam().with_weight_decay(1e-4),
+            OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: 1e-4 }
+        );
+        assert_eq!(
+            OptimizerConfig::sgd().with_weight_decay(0.1),
+            OptimizerConfig::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.1 }
+        );
     }
 
     #[test]

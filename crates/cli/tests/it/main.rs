@@ -267,7 +267,7 @@ fn option_values_that_cannot_train_are_refused() {
     let dir = scratch.path();
     let input = write_small_csv(dir);
     let out = dir.join("run");
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["--batch-size", "0"], "must be at least 1"),
         (&["--epochs", "0"], "must be at least 1"),
         (&["--layers", "100,0"], "must be at least 1"),
@@ -277,6 +277,7 @@ fn option_values_that_cannot_train_are_refused() {
         (&["--task-type", "regression", "--metric", "roc-auc"], "--metric roc-auc"),
         (&["--bits", "2000000000"], "too many"),
         (&["--split-fractions", "0.8,0.3,0.1"], "--split-fractions: split fractions must lie"),
+        (&["--weight-decay", "0.1"], "needs --optimizer adamw"),
     ];
     for (args, reason) in cases {
         let result = ferrochem()
@@ -689,6 +690,16 @@ fn counts_the_deepchem_preset_and_schedules_train() {
         })
         .collect();
     assert_eq!(rates, [0.0015, 0.00075, 0.000375], "the rate halves at each epoch boundary");
+    // AdamW's decay reaches the optimizer: another decay, another model.
+    let model_of = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let result = train_small(&input, &out, &cache, extra);
+        assert!(result.status.success(), "{name}: {}", String::from_utf8_lossy(&result.stderr));
+        std::fs::read(out.join("model.bin")).unwrap()
+    };
+    let decayed = model_of("adamw-0.5", &["--optimizer", "adamw", "--weight-decay", "0.5"]);
+    assert_eq!(read_json(&dir.join("adamw-0.5/config.json"))["weight_decay"], 0.5);
+    assert!(decayed != model_of("adamw", &["--optimizer", "adamw"]));
     let bad = train_small(&input, &dir.join("bad"), &cache, &["--schedule", "linear"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--schedule"));
