@@ -900,6 +900,29 @@ fn run_options(args: &TrainArgs) -> anyhow::Result<String> {
     Ok(value.to_string())
 }
 
+/// The options whose values differ between two [`run_options`] strings,
+/// each as `name: then → now`. An option that one side lacks and the other
+/// leaves unset is no difference, so that a new option does not strand the
+/// checkpoints of builds that did not have it.
+fn changed_options(then: &str, now: &str) -> Vec<String> {
+    let (Ok(Value::Object(then)), Ok(Value::Object(now))) =
+        (serde_json::from_str::<Value>(then), serde_json::from_str::<Value>(now))
+    else {
+        return if then == now { Vec::new() } else { vec!["unreadable".to_owned()] };
+    };
+    let mut names: Vec<&String> = then.keys().chain(now.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (a, b) =
+                (then.get(name).unwrap_or(&Value::Null), now.get(name).unwrap_or(&Value::Null));
+            (a != b).then(|| format!("{}: {a} → {b}", name.replace('_', "-")))
+        })
+        .collect()
+}
+
 /// The seed of ensemble member `member`: the run's seed for the first, so
 /// that an ensemble of one is the plain run, and well-mixed derivations
 /// for the others, so that members of runs with neighbouring seeds do not
@@ -1058,10 +1081,12 @@ fn train_members(
         }
         let saved: RunCheckpoint =
             ferrochem_train::checkpoint::load(FileKind::Checkpoint, &checkpoint)?;
-        if saved.options != options {
+        let changed = changed_options(&saved.options, &options);
+        if !changed.is_empty() {
             bail!(
-                "{}: the checkpoint was made with other options; rerun with the same options, or without --resume to start over",
-                checkpoint.display()
+                "{}: the checkpoint was made with other options ({}); rerun with the same options, or without --resume to start over",
+                checkpoint.display(),
+                changed.join(", ")
             );
         }
         log::info!(
@@ -1642,4 +1667,23 @@ pub fn print_scores(tasks: &[String], kind: TaskKind, columns: &[(&str, &Scores)
         line.push_str(&format!(" {:>8}", cell(scores.mean(metric))));
     }
     println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_options_name_each_difference_and_let_new_unset_options_pass() {
+        let then = r#"{"epochs":30,"layers":[1000,1000],"seed":0}"#;
+        assert!(changed_options(then, then).is_empty());
+        // An option added since, left unset, is no change; set, it is.
+        let added = r#"{"epochs":30,"layers":[1000,1000],"seed":0,"weight_decay":null}"#;
+        assert!(changed_options(then, added).is_empty());
+        let set = r#"{"epochs":30,"layers":[64],"seed":0,"weight_decay":0.1}"#;
+        assert_eq!(
+            changed_options(then, set),
+            ["layers: [1000,1000] → [64]", "weight-decay: null → 0.1"]
+        );
+    }
 }

@@ -531,7 +531,8 @@ fn an_ensemble_resumes_inside_a_member_and_reports_its_spread() {
     let other =
         train_small(&input, &split, &cache, &[&mixed[..], &["--resume", "--seed", "9"]].concat());
     assert!(!other.status.success());
-    assert!(String::from_utf8_lossy(&other.stderr).contains("other options"));
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(stderr.contains("made with other options (seed: 0 → 9)"), "{stderr}");
 
     // The members disagree somewhere, and predict says by how much.
     let text = predict_with_uncertainty(&whole, &input, &dir.join("predictions.csv"));
