@@ -9,11 +9,11 @@ use ferrochem_data::container::AtomicFile;
 use ferrochem_data::stream::SmilesStream;
 use ferrochem_data::{AbsentTasks, Input, Matrix, TableOptions, read_table};
 use ferrochem_train::checkpoint::{self, FileKind};
-use ferrochem_train::metrics::{PrcArea, TaskKind, score};
+use ferrochem_train::metrics::{Metric, PrcArea, Scores, TaskKind, score};
 
 use crate::train::{
     MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_3, SavedModel, SavedModelV2, TaskType, csv_field,
-    input_of, print_scores, warn_skipped,
+    input_of, warn_skipped,
 };
 
 /// Options of `ferrochem predict`.
@@ -255,8 +255,37 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         TaskKind::Regression
     };
     let scores = score(&predictions, &table.targets, &table.mask, kind, PrcArea::AveragePrecision);
-    print_scores(&table.task_names, kind, &[("data", &scores)]);
+    print!("{}", eval_table(&table.task_names, kind, &scores));
     Ok(())
+}
+
+/// The table `eval` prints: per task, how many rows are labelled and every
+/// metric of the task kind, then the metrics' means over the tasks.
+fn eval_table(tasks: &[String], kind: TaskKind, scores: &Scores) -> String {
+    let metrics: &[Metric] = match kind {
+        TaskKind::Classification => &[Metric::RocAuc, Metric::PrcAuc],
+        TaskKind::Regression => &[Metric::Rmse, Metric::Mae, Metric::R2],
+    };
+    let width = tasks.iter().map(String::len).chain([4]).max().unwrap_or(4);
+    let cell = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.4}"));
+    let mut text = format!("{:<width$} {:>9}", "task", "labelled");
+    for metric in metrics {
+        text.push_str(&format!(" {:>8}", metric.name()));
+    }
+    text.push('\n');
+    for (name, task) in tasks.iter().zip(&scores.per_task) {
+        text.push_str(&format!("{name:<width$} {:>9}", task.n_labelled));
+        for &metric in metrics {
+            text.push_str(&format!(" {:>8}", cell(task.get(metric))));
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!("{:<width$} {:>9}", "mean", ""));
+    for &metric in metrics {
+        text.push_str(&format!(" {:>8}", cell(scores.mean(metric))));
+    }
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]
@@ -339,6 +368,24 @@ mod tests {
             .map(|(a, b)| ((f64::from(*a) + f64::from(*b)) / 2.0) as f32)
             .collect();
         assert_eq!(mean.as_slice(), by_hand.as_slice());
+    }
+
+    #[test]
+    fn the_eval_table_gives_counts_every_metric_and_their_means() {
+        let targets = Matrix::from_vec(4, 2, vec![1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        let mask = Matrix::from_vec(4, 2, vec![1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
+        let predictions = Matrix::from_vec(4, 2, vec![0.9, 0.2, 0.1, 0.5, 0.8, 0.4, 0.3, 0.6]);
+        let kind = TaskKind::Classification;
+        let scores = score(&predictions, &targets, &mask, kind, PrcArea::AveragePrecision);
+        let tasks = ["a".to_owned(), "bb".to_owned()];
+        // Task bb has one positive, ranked second of three.
+        let expected = "\
+task  labelled  roc_auc  prc_auc
+a            4   1.0000   1.0000
+bb           3   0.5000   0.5000
+mean             0.7500   0.7500
+";
+        assert_eq!(eval_table(&tasks, kind, &scores), expected);
     }
 
     #[test]

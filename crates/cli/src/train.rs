@@ -1640,35 +1640,6 @@ fn print_summary_table(tasks: &[String], summary: &Value) {
     println!("{line}");
 }
 
-/// Prints one row per task and a mean row, one column per scored part.
-pub fn print_scores(tasks: &[String], kind: TaskKind, columns: &[(&str, &Scores)]) {
-    let metric = if kind == TaskKind::Classification { Metric::RocAuc } else { Metric::Rmse };
-    let width = tasks
-        .iter()
-        .map(|t| t.len())
-        .max()
-        .unwrap_or(4)
-        .max(format!("task ({})", metric.name()).len());
-    let cell = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.4}"));
-    let mut line = format!("{:<width$}", format!("task ({})", metric.name()));
-    for (name, _) in columns {
-        line.push_str(&format!(" {name:>8}"));
-    }
-    println!("{line}");
-    for (t, name) in tasks.iter().enumerate() {
-        let mut line = format!("{name:<width$}");
-        for (_, scores) in columns {
-            line.push_str(&format!(" {:>8}", cell(scores.per_task[t].get(metric))));
-        }
-        println!("{line}");
-    }
-    let mut line = format!("{:<width$}", "mean");
-    for (_, scores) in columns {
-        line.push_str(&format!(" {:>8}", cell(scores.mean(metric))));
-    }
-    println!("{line}");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
