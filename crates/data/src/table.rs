@@ -331,8 +331,10 @@ pub fn read_smiles_rows(input: &Input<'_>, smiles_column: &str) -> Result<Smiles
 ///
 /// # Errors
 ///
-/// Fails, naming the input, if it cannot be read or parsed as CSV, a named
-/// column is missing, no column can serve as a task, or no row is usable.
+/// Fails, naming the input, if it cannot be read or parsed as CSV, is
+/// empty, has no data rows, lacks a named column (under
+/// [`AbsentTasks::Skip`], every named task column), has no column that can
+/// serve as a task, or has no usable row.
 pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, DataError> {
     let file = read_csv(input)?;
     let (name, header, records) = (&file.name, &file.header, &file.records);

@@ -69,6 +69,13 @@ impl OptimizerConfig {
 
     /// The same optimizer with its own `weight_decay` replaced: an L2 decay
     /// in the gradient for SGD and Adam, the decoupled decay for AdamW.
+    ///
+    /// ```
+    /// use ferrochem_nn::OptimizerConfig;
+    ///
+    /// let adamw = OptimizerConfig::adamw().with_weight_decay(0.1);
+    /// assert!(matches!(adamw, OptimizerConfig::AdamW { weight_decay, .. } if weight_decay == 0.1));
+    /// ```
     pub fn with_weight_decay(self, decay: f64) -> Self {
         match self {
             OptimizerConfig::Sgd { momentum, nesterov, .. } => {
