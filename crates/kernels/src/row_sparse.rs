@@ -174,4 +174,28 @@ mod tests {
         assert_eq!(sparse.to_dense(), dense);
         assert_eq!(sparse_transpose_matmul_rows(&x, &g, Parallelism::Parallel), sparse);
     }
+
+    #[test]
+    fn rows_with_more_sources_than_one_pass_takes_match_too() {
+        // Bit 0 is in all nine molecules and bit 2 in five, more than the
+        // four sources one pass of the gather adds; 37 columns leave a
+        // vector tail.
+        let molecules: Vec<Vec<u32>> =
+            (0..9).map(|i| if i % 2 == 0 { vec![0, 2] } else { vec![0, 1] }).collect();
+        let x = SparseBinary::from_rows(3, molecules).unwrap();
+        let g = Matrix::from_fn(9, 37, |i, j| ((i * 37 + j) % 11) as f32 * 0.3 - 1.1);
+        let mut dense = Matrix::zeros(3, 37);
+        sparse_transpose_matmul_into(
+            &mut dense,
+            Accumulate::Overwrite,
+            &x,
+            &g,
+            Parallelism::Sequential,
+        );
+        for parallelism in [Parallelism::Sequential, Parallelism::Parallel] {
+            let sparse = sparse_transpose_matmul_rows(&x, &g, parallelism);
+            assert_eq!(sparse.rows(), &[0, 1, 2]);
+            assert_eq!(sparse.to_dense(), dense, "{parallelism:?}");
+        }
+    }
 }
