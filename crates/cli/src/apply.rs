@@ -8,13 +8,10 @@ use anyhow::Context;
 use ferrochem_data::container::AtomicFile;
 use ferrochem_data::stream::SmilesStream;
 use ferrochem_data::{AbsentTasks, Input, Matrix, TableOptions, read_table};
-use ferrochem_train::checkpoint::{self, FileKind};
 use ferrochem_train::metrics::{Metric, PrcArea, Scores, TaskKind, score};
 
-use crate::train::{
-    MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_3, SavedModel, SavedModelV2, TaskType, csv_field,
-    input_of, warn_skipped,
-};
+use crate::model_file::{SavedModel, load};
+use crate::train::{TaskType, csv_field, input_of, warn_skipped};
 
 /// Options of `ferrochem predict`.
 #[derive(Debug, clap::Args)]
@@ -51,35 +48,6 @@ pub struct EvalArgs {
     /// Column holding the SMILES.
     #[arg(long, default_value = "smiles")]
     pub smiles_column: String,
-}
-
-fn load(dir: &Path) -> anyhow::Result<SavedModel> {
-    let path = dir.join("model.bin");
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    // Every layout opens with its version, so it is read on its own first
-    // and the rest decoded by the layout it names.
-    let version: u32 = checkpoint::decode_leading(FileKind::Model, &bytes, &path)?;
-    let saved = match version {
-        2 => {
-            let old: SavedModelV2 = checkpoint::decode(FileKind::Model, &bytes, &path)?;
-            SavedModel::from_v2(old)
-        }
-        MODEL_FORMAT_VERSION_3 | MODEL_FORMAT_VERSION => SavedModel {
-            format_version: MODEL_FORMAT_VERSION,
-            ..checkpoint::decode(FileKind::Model, &bytes, &path)?
-        },
-        newer if newer > MODEL_FORMAT_VERSION => anyhow::bail!(
-            "{}: model format {newer} is newer than this build reads (2 to {}); use a newer ferrochem",
-            path.display(),
-            MODEL_FORMAT_VERSION
-        ),
-        older => anyhow::bail!(
-            "{}: model format {older} is older than this build reads (2 to {}); retrain with this version",
-            path.display(),
-            MODEL_FORMAT_VERSION
-        ),
-    };
-    Ok(saved)
 }
 
 /// Mean and spread of the members' predictions for `rows` (see
@@ -290,85 +258,7 @@ fn eval_table(tasks: &[String], kind: TaskKind, scores: &Scores) -> String {
 
 #[cfg(test)]
 mod tests {
-    use ferrochem_data::featurize::{Encoding, Fingerprint};
-    use ferrochem_nn::{Multitask, MultitaskConfig};
-    use serde::Serialize;
-
     use super::*;
-
-    #[test]
-    fn a_model_of_format_2_loads_with_its_fingerprint_for_every_member() {
-        let dir = tempfile::tempdir().unwrap();
-        let member = |seed| MultitaskConfig::classifier(64, 2).init(seed);
-        let old = SavedModelV2 {
-            format_version: 2,
-            members: vec![member(1), member(2)],
-            radius: 2,
-            bits: 64,
-            fingerprint: Fingerprint::Counts,
-            tasks: vec!["a".to_owned(), "b".to_owned()],
-            task_type: TaskType::Classification,
-            scaling: None,
-        };
-        checkpoint::save(FileKind::Model, &old, &dir.path().join("model.bin")).unwrap();
-        let saved = load(dir.path()).unwrap();
-        assert_eq!(saved.format_version, MODEL_FORMAT_VERSION);
-        assert_eq!(saved.encodings, [Encoding::Counts, Encoding::Counts]);
-        assert_eq!(saved.tasks, old.tasks);
-        let rows: [&[u32]; 2] = [&[1, 1, 5], &[3]];
-        let (mean, _) = saved.predict_rows(&rows).unwrap();
-        assert_eq!((mean.nrows(), mean.ncols()), (2, 2));
-    }
-
-    /// Format 3 of `model.bin`, as the builds that wrote it declared it.
-    #[derive(Serialize)]
-    struct SavedModelV3 {
-        format_version: u32,
-        members: Vec<Multitask<f32>>,
-        radius: u32,
-        bits: u32,
-        fingerprints: Vec<Fingerprint>,
-        tasks: Vec<String>,
-        task_type: TaskType,
-        scaling: Option<ferrochem_data::weights::TargetScaling>,
-    }
-
-    #[test]
-    fn a_model_of_format_3_loads_with_each_members_fingerprint_read_as_it_is() {
-        let dir = tempfile::tempdir().unwrap();
-        let members = vec![
-            MultitaskConfig::classifier(64, 2).init(1),
-            MultitaskConfig::classifier(64, 2).init(2),
-        ];
-        let old = SavedModelV3 {
-            format_version: MODEL_FORMAT_VERSION_3,
-            members: members.clone(),
-            radius: 2,
-            bits: 64,
-            fingerprints: vec![Fingerprint::Counts, Fingerprint::Bits],
-            tasks: vec!["a".to_owned(), "b".to_owned()],
-            task_type: TaskType::Classification,
-            scaling: None,
-        };
-        checkpoint::save(FileKind::Model, &old, &dir.path().join("model.bin")).unwrap();
-        let saved = load(dir.path()).unwrap();
-        assert_eq!(saved.format_version, MODEL_FORMAT_VERSION);
-        assert_eq!(saved.encodings, [Encoding::Counts, Encoding::Bits]);
-        // The counts member sees the repeated bit twice, the bits member once.
-        let rows: [&[u32]; 1] = [&[1, 1, 5]];
-        let (mean, _) = saved.predict_rows(&rows).unwrap();
-        let counts = Encoding::Counts.encode(64, &rows).unwrap();
-        let bits = Encoding::Bits.encode(64, &rows).unwrap();
-        let by_hand: Vec<f32> = members[0]
-            .predict(ferrochem_nn::ModelInput::Sparse(&counts))
-            .unwrap()
-            .as_slice()
-            .iter()
-            .zip(members[1].predict(ferrochem_nn::ModelInput::Sparse(&bits)).unwrap().as_slice())
-            .map(|(a, b)| ((f64::from(*a) + f64::from(*b)) / 2.0) as f32)
-            .collect();
-        assert_eq!(mean.as_slice(), by_hand.as_slice());
-    }
 
     #[test]
     fn the_eval_table_gives_counts_every_metric_and_their_means() {
@@ -386,23 +276,5 @@ bb           3   0.5000   0.5000
 mean             0.7500   0.7500
 ";
         assert_eq!(eval_table(&tasks, kind, &scores), expected);
-    }
-
-    #[test]
-    fn a_model_of_a_later_format_is_refused_by_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let later = SavedModel {
-            format_version: MODEL_FORMAT_VERSION + 1,
-            members: vec![MultitaskConfig::classifier(64, 1).init(1)],
-            radius: 2,
-            bits: 64,
-            encodings: vec![Encoding::Bits],
-            tasks: vec!["a".to_owned()],
-            task_type: TaskType::Classification,
-            scaling: None,
-        };
-        checkpoint::save(FileKind::Model, &later, &dir.path().join("model.bin")).unwrap();
-        let message = load(dir.path()).unwrap_err().to_string();
-        assert!(message.contains("is newer than this build reads"), "{message}");
     }
 }

@@ -19,6 +19,7 @@ use ferrochem_data::Input;
 use ferrochem_kernels::subnormal::{Subnormals, set_subnormals};
 
 mod apply;
+mod model_file;
 mod plots;
 mod train;
 use ferrochem_data::featurize::{featurize_bits, read_column};

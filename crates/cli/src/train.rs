@@ -9,27 +9,26 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use ferrochem_chem::{EcfpOptions, ReadOptions};
 use ferrochem_data::cache::{CacheOutcome, featurize_cached};
-use ferrochem_data::featurize::{Encoding, Featurizer, Fingerprint};
+use ferrochem_data::featurize::{Encoding, Featurizer};
 use ferrochem_data::split::{
     Fractions, Split, index_split, k_fold, random_split, read_split_file, scaffold_split,
     split_from_assignments, stratified_split,
 };
 use ferrochem_data::weights::{TargetScaling, balanced_weight_matrix, balancing_weights};
 use ferrochem_data::{
-    AbsentTasks, DataErrorKind, Dataset, Features, InMemoryDataset, Input, Matrix, Table,
-    TableOptions, read_table, select_matrix_rows,
+    AbsentTasks, DataErrorKind, Dataset, InMemoryDataset, Input, Matrix, Table, TableOptions,
+    read_table, select_matrix_rows,
 };
 use ferrochem_nn::{
-    LearningRate, LossConfig, LossReduction, ModelInput, Multitask, MultitaskConfig,
-    OptimizerConfig, Schedule,
+    LearningRate, LossConfig, LossReduction, Multitask, MultitaskConfig, OptimizerConfig, Schedule,
 };
 use ferrochem_train::checkpoint::FileKind;
 use ferrochem_train::metrics::{Metric, PrcArea, Scores, TaskKind, score};
 use ferrochem_train::{
     Control, DEFAULT_L2, EpochRecord, Progress, TrainConfig, Trainer, TrainingState, labels_of,
-    predict_dataset,
 };
 
+use crate::model_file::{MODEL_FORMAT_VERSION, SavedModel, featurization_kind, input_features};
 use crate::plots;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -308,163 +307,6 @@ pub enum MetricArg {
     RocAuc,
     PrcAuc,
     Rmse,
-}
-
-/// What `model.bin` holds: everything `predict` needs, nothing that
-/// differs between identical runs.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SavedModel {
-    /// Layout version of this struct.
-    pub format_version: u32,
-    /// The networks of the ensemble (one for a single model); predictions
-    /// are their mean.
-    pub members: Vec<Multitask<f32>>,
-    /// ECFP radius and length the model was trained on.
-    pub radius: u32,
-    /// See `radius`.
-    pub bits: u32,
-    /// How each member reads the fingerprint rows.
-    pub encodings: Vec<Encoding>,
-    /// Task names in output order.
-    pub tasks: Vec<String>,
-    /// Classification or regression.
-    pub task_type: TaskType,
-    /// Target standardization to undo on predictions (regression).
-    pub scaling: Option<TargetScaling>,
-}
-
-/// The layout of [`SavedModel`] this build writes.
-pub const MODEL_FORMAT_VERSION: u32 = 4;
-
-/// The previous layout, which [`SavedModel`] also reads. It differs only
-/// in recording a [`Fingerprint`] per member where this one records an
-/// [`Encoding`]; the two enums' first variants are bits then counts, so its
-/// bytes decode as the encodings that read those fingerprints as they are.
-pub const MODEL_FORMAT_VERSION_3: u32 = 3;
-
-/// Format 2 of `model.bin`, read and converted by
-/// [`SavedModel::from_v2`]: one fingerprint kind for every member.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SavedModelV2 {
-    pub format_version: u32,
-    pub members: Vec<Multitask<f32>>,
-    pub radius: u32,
-    pub bits: u32,
-    pub fingerprint: Fingerprint,
-    pub tasks: Vec<String>,
-    pub task_type: TaskType,
-    pub scaling: Option<TargetScaling>,
-}
-
-impl SavedModel {
-    /// A format 2 model in this format.
-    pub fn from_v2(old: SavedModelV2) -> SavedModel {
-        SavedModel {
-            format_version: MODEL_FORMAT_VERSION,
-            encodings: vec![Encoding::from(old.fingerprint); old.members.len()],
-            members: old.members,
-            radius: old.radius,
-            bits: old.bits,
-            tasks: old.tasks,
-            task_type: old.task_type,
-            scaling: old.scaling,
-        }
-    }
-
-    /// The featurizer whose rows serve every member (see
-    /// [`featurization_kind`]).
-    pub fn featurizer(&self) -> Featurizer {
-        Featurizer {
-            ecfp: EcfpOptions { radius: self.radius, n_bits: self.bits },
-            read: ReadOptions::default(),
-            fingerprint: featurization_kind(&self.encodings),
-        }
-    }
-
-    /// Mean and spread (population standard deviation) over the members of
-    /// the predictions for `rows` (multisets of bit indices, as
-    /// [`SavedModel::featurizer`] makes them), in the original units.
-    pub fn predict_rows(&self, rows: &[&[u32]]) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
-        let mut inputs: Vec<(Encoding, Features)> = Vec::new();
-        for &encoding in &self.encodings {
-            if !inputs.iter().any(|(e, _)| *e == encoding) {
-                inputs.push((encoding, input_features(encoding, self.bits, rows)?));
-            }
-        }
-        let input_of =
-            |encoding: Encoding| &inputs.iter().find(|(e, _)| *e == encoding).expect("built").1;
-        self.combine(|member, encoding| {
-            let input = match input_of(encoding) {
-                Features::Sparse(x) => ModelInput::Sparse(x),
-                Features::Dense(x) => ModelInput::Dense(x),
-            };
-            Ok(member.predict(input)?)
-        })
-    }
-
-    /// Like [`SavedModel::predict_rows`] over a whole data set given in
-    /// each member's encoding, batch by batch, so memory stays that of a
-    /// batch of activations.
-    pub fn predict_dataset<'d>(
-        &self,
-        data_of: impl Fn(Encoding) -> &'d dyn Dataset,
-    ) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
-        self.combine(|member, encoding| Ok(predict_dataset(member, data_of(encoding), 1024)?))
-    }
-
-    /// Mean and spread of `predict_member` over the members, each first
-    /// put back in the original units.
-    fn combine(
-        &self,
-        mut predict_member: impl FnMut(&Multitask<f32>, Encoding) -> anyhow::Result<Matrix<f32>>,
-    ) -> anyhow::Result<(Matrix<f32>, Matrix<f32>)> {
-        let mut each = Vec::with_capacity(self.members.len());
-        for (member, &encoding) in self.members.iter().zip(&self.encodings) {
-            let mut prediction = predict_member(member, encoding)?;
-            if let Some(scaling) = &self.scaling {
-                scaling.undo(&mut prediction);
-            }
-            each.push(prediction);
-        }
-        Ok(mean_and_spread(&each))
-    }
-}
-
-/// Entry-wise mean and population standard deviation of equally shaped
-/// matrices, accumulated in f64 in member order.
-fn mean_and_spread(each: &[Matrix<f32>]) -> (Matrix<f32>, Matrix<f32>) {
-    let (nrows, ncols) = (each[0].nrows(), each[0].ncols());
-    let n = each.len() as f64;
-    let mut mean = Matrix::zeros(nrows, ncols);
-    let mut spread = Matrix::zeros(nrows, ncols);
-    for i in 0..nrows * ncols {
-        let m = each.iter().map(|p| f64::from(p.as_slice()[i])).sum::<f64>() / n;
-        let v = each.iter().map(|p| (f64::from(p.as_slice()[i]) - m).powi(2)).sum::<f64>() / n;
-        mean.as_mut_slice()[i] = m as f32;
-        spread.as_mut_slice()[i] = v.sqrt() as f32;
-    }
-    (mean, spread)
-}
-
-/// The model input of rows given as multisets of bit indices (see
-/// [`Featurizer::features`]), in `encoding`.
-pub fn input_features(
-    encoding: Encoding,
-    n_bits: u32,
-    rows: &[&[u32]],
-) -> anyhow::Result<Features> {
-    let x = encoding.encode(n_bits, rows).context("fingerprint bits out of range")?;
-    Ok(Features::Sparse(x))
-}
-
-/// The fingerprint rows are computed in for members of `encodings`:
-/// counts if any member reads them, since bits follow from counts and not
-/// the other way round.
-pub fn featurization_kind(encodings: &[Encoding]) -> Fingerprint {
-    match encodings.iter().any(|e| e.fingerprint() == Fingerprint::Counts) {
-        true => Fingerprint::Counts,
-        false => Fingerprint::Bits,
-    }
 }
 
 /// A featurized input file.
