@@ -11,7 +11,8 @@ use ferrochem_data::{AbsentTasks, Input, Matrix, TableOptions, read_table};
 use ferrochem_train::metrics::{Metric, PrcArea, Scores, TaskKind, score};
 
 use crate::model_file::{SavedModel, load};
-use crate::train::{TaskType, csv_field, input_of, warn_skipped};
+use crate::report::csv_field;
+use crate::train::{TaskType, input_of, warn_skipped};
 
 /// Options of `ferrochem predict`.
 #[derive(Debug, clap::Args)]

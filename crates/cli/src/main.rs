@@ -21,6 +21,7 @@ use ferrochem_kernels::subnormal::{Subnormals, set_subnormals};
 mod apply;
 mod model_file;
 mod plots;
+mod report;
 mod train;
 use ferrochem_data::featurize::{featurize_bits, read_column};
 

@@ -30,6 +30,10 @@ use ferrochem_train::{
 
 use crate::model_file::{MODEL_FORMAT_VERSION, SavedModel, featurization_kind, input_features};
 use crate::plots;
+use crate::report::{
+    fold_summary, metrics_jsonl, print_fold_table, print_summary_table, scores_json,
+    test_predictions_csv, write_file,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -568,30 +572,6 @@ fn weights_for(
         }
         other => bail!("--weights must be balanced, none or column:NAME, not '{other}'"),
     })
-}
-
-fn scores_json(scores: &Scores, tasks: &[String], kind: TaskKind) -> Value {
-    let mut per_task = serde_json::Map::new();
-    for (name, task) in tasks.iter().zip(&scores.per_task) {
-        let value = match kind {
-            TaskKind::Classification => json!({"roc_auc": task.roc_auc, "prc_auc": task.prc_auc}),
-            TaskKind::Regression => json!({"rmse": task.rmse, "mae": task.mae, "r2": task.r2}),
-        };
-        per_task.insert(name.clone(), value);
-    }
-    match kind {
-        TaskKind::Classification => json!({
-            "mean_roc_auc": scores.mean(Metric::RocAuc),
-            "mean_prc_auc": scores.mean(Metric::PrcAuc),
-            "per_task": per_task,
-        }),
-        TaskKind::Regression => json!({
-            "mean_rmse": scores.mean(Metric::Rmse),
-            "mean_mae": scores.mean(Metric::Mae),
-            "mean_r2": scores.mean(Metric::R2),
-            "per_task": per_task,
-        }),
-    }
 }
 
 /// The learning rate `args` describe, its schedule counted in epochs of
@@ -1135,12 +1115,6 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let path = dir.join(name);
-    ferrochem_train::checkpoint::write_atomically(&path, bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
 /// Trains one model (every member of its ensemble) on `split` and writes
 /// its files to `out`; returns the summary it wrote.
 fn train_once(
@@ -1184,26 +1158,9 @@ fn train_once(
     let tasks = main.table.task_names.clone();
     let members = train_members(args, out, &all_parts, tasks.len(), resume)?;
 
-    let mut metrics_lines = String::new();
-    for (member, finished) in members.iter().enumerate() {
-        for record in &finished.history {
-            let mut line = json!({
-                "member": member,
-                "epoch": record.epoch + 1,
-                "train_loss": record.train_loss,
-                "train_seconds": record.train_seconds,
-                "seconds": record.seconds,
-                "learning_rate": record.learning_rate,
-            });
-            if let Some(valid) = &record.valid {
-                line["valid"] =
-                    scores_json(&in_data_units(valid, parts.scaling.as_ref()), &tasks, kind);
-            }
-            metrics_lines.push_str(&line.to_string());
-            metrics_lines.push('\n');
-        }
-    }
-    write_file(out, "metrics.jsonl", metrics_lines.as_bytes())?;
+    let histories: Vec<&[EpochRecord]> = members.iter().map(|m| m.history.as_slice()).collect();
+    let metrics = metrics_jsonl(&histories, parts.scaling.as_ref(), &tasks, kind);
+    write_file(out, "metrics.jsonl", metrics.as_bytes())?;
 
     let saved = SavedModel {
         format_version: MODEL_FORMAT_VERSION,
@@ -1242,19 +1199,7 @@ fn train_once(
         let (scores, predictions) =
             evaluate(&|p| &p.test.as_ref().expect("every encoding has one").0)?;
         test_scores = Some(scores);
-        // The layout `ferrochem predict` writes: SMILES, identifiers, tasks.
-        let identifiers = &source.table.identifiers;
-        let mut header = vec!["smiles".to_owned()];
-        header.extend(identifiers.iter().map(|id| csv_field(&id.name)));
-        header.extend(tasks.iter().map(|t| csv_field(t)));
-        let mut csv = header.join(",") + "\n";
-        for (i, &row) in rows.iter().enumerate() {
-            let mut fields = vec![csv_field(&source.table.smiles[row])];
-            fields.extend(identifiers.iter().map(|id| csv_field(&id.values[row])));
-            fields.extend(predictions.row(i).iter().map(|p| p.to_string()));
-            csv.push_str(&fields.join(","));
-            csv.push('\n');
-        }
+        let csv = test_predictions_csv(&source.table, rows, &tasks, &predictions);
         write_file(out, "test_predictions.csv", csv.as_bytes())?;
         if classification {
             let (targets, mask) = labels_of(test_data);
@@ -1262,7 +1207,6 @@ fn train_once(
             write_file(out, "roc_test.svg", svg.as_bytes())?;
         }
     }
-    let histories: Vec<&[EpochRecord]> = members.iter().map(|m| m.history.as_slice()).collect();
     let metric = members_metric(args);
     let svg = plots::training_curves(&histories, metric)?;
     write_file(out, "training.svg", svg.as_bytes())?;
@@ -1305,18 +1249,6 @@ fn train_once(
     Ok(summary)
 }
 
-/// Regression scores computed on standardized targets, in the data's
-/// units: errors scale with each task's spread, R² does not change.
-fn in_data_units(scores: &Scores, scaling: Option<&TargetScaling>) -> Scores {
-    let Some(scaling) = scaling else { return scores.clone() };
-    let mut scores = scores.clone();
-    for (task, std) in scores.per_task.iter_mut().zip(&scaling.std) {
-        task.rmse = task.rmse.map(|v| v * std);
-        task.mae = task.mae.map(|v| v * std);
-    }
-    scores
-}
-
 /// The validation metric members were selected on.
 fn members_metric(args: &TrainArgs) -> Metric {
     match args.metric {
@@ -1326,160 +1258,6 @@ fn members_metric(args: &TrainArgs) -> Metric {
         None if args.task_type == TaskType::Classification => Metric::RocAuc,
         None => Metric::Rmse,
     }
-}
-
-/// `value` as a CSV field, quoted when it holds a separator, quote or
-/// line break.
-pub fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
-}
-
-/// The mean scores of the parts of a summary, by part name.
-fn headline_keys(classification: bool) -> [&'static str; 2] {
-    if classification { ["mean_roc_auc", "mean_prc_auc"] } else { ["mean_rmse", "mean_r2"] }
-}
-
-/// `summary.json` of a cross-validation: each fold's summary, and the mean
-/// and standard deviation over folds of every headline and per-task score
-/// of each part.
-fn fold_summary(folds: &[Value], tasks: &[String], classification: bool) -> Value {
-    let stats = |values: Vec<f64>| -> Value {
-        if values.is_empty() {
-            return Value::Null;
-        }
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-        json!({"mean": mean, "std": std})
-    };
-    let task_keys: &[&str] =
-        if classification { &["roc_auc", "prc_auc"] } else { &["rmse", "mae", "r2"] };
-    let mut parts = serde_json::Map::new();
-    for part in ["train", "valid", "test"] {
-        let mut entry = serde_json::Map::new();
-        let mut keys = headline_keys(classification).to_vec();
-        if !classification {
-            keys.push("mean_mae");
-        }
-        for key in keys {
-            entry.insert(
-                key.to_owned(),
-                stats(folds.iter().filter_map(|f| f[part][key].as_f64()).collect()),
-            );
-        }
-        let mut per_task = serde_json::Map::new();
-        for task in tasks {
-            let mut scores = serde_json::Map::new();
-            for key in task_keys {
-                scores.insert(
-                    (*key).to_owned(),
-                    stats(
-                        folds
-                            .iter()
-                            .filter_map(|f| f[part]["per_task"][task][key].as_f64())
-                            .collect(),
-                    ),
-                );
-            }
-            per_task.insert(task.clone(), Value::Object(scores));
-        }
-        entry.insert("per_task".to_owned(), Value::Object(per_task));
-        parts.insert(part.to_owned(), Value::Object(entry));
-    }
-    let first = &folds[0];
-    json!({
-        "folds": folds,
-        "mean_over_folds": parts,
-        "seed": first["seed"],
-        "dataset_sha256": first["dataset_sha256"],
-        "featurizer": first["featurizer"],
-        "version": first["version"],
-        "commit": first["commit"],
-    })
-}
-
-fn print_fold_table(folds: &[Value], classification: bool) {
-    let keys = headline_keys(classification);
-    println!(
-        "{:<6} {:>14} {:>14} {:>14} {:>14}",
-        "fold",
-        format!("valid {}", &keys[0][5..]),
-        format!("test {}", &keys[0][5..]),
-        format!("valid {}", &keys[1][5..]),
-        format!("test {}", &keys[1][5..])
-    );
-    let cell = |v: &Value| v.as_f64().map_or("-".to_owned(), |v| format!("{v:.4}"));
-    let mut columns: [Vec<f64>; 4] = Default::default();
-    for (i, fold) in folds.iter().enumerate() {
-        let values = [
-            &fold["valid"][keys[0]],
-            &fold["test"][keys[0]],
-            &fold["valid"][keys[1]],
-            &fold["test"][keys[1]],
-        ];
-        for (column, value) in columns.iter_mut().zip(values) {
-            column.extend(value.as_f64());
-        }
-        println!(
-            "{:<6} {:>14} {:>14} {:>14} {:>14}",
-            i + 1,
-            cell(values[0]),
-            cell(values[1]),
-            cell(values[2]),
-            cell(values[3])
-        );
-    }
-    let mut line = format!("{:<6}", "mean");
-    for column in &columns {
-        // A fold whose part has no task with both classes has no score;
-        // the mean is over the folds that have one, and "-" if none does.
-        let cell = if column.is_empty() {
-            "-".to_owned()
-        } else {
-            let n = column.len() as f64;
-            let mean = column.iter().sum::<f64>() / n;
-            let std = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-            format!("{mean:.4} ± {std:.4}")
-        };
-        line.push_str(&format!(" {cell:>14}"));
-    }
-    println!("{line}");
-}
-
-/// The per-task table of a run's summary.
-fn print_summary_table(tasks: &[String], summary: &Value) {
-    let regression = summary["train"].get("mean_rmse").is_some();
-    let (task_key, mean_key, label) = if regression {
-        ("rmse", "mean_rmse", "rmse")
-    } else {
-        ("roc_auc", "mean_roc_auc", "roc-auc")
-    };
-    let parts: Vec<&str> =
-        ["train", "valid", "test"].into_iter().filter(|p| !summary[*p].is_null()).collect();
-    let header = format!("task ({label})");
-    let width = tasks.iter().map(|t| t.len()).max().unwrap_or(4).max(header.len());
-    let cell = |v: &Value| v.as_f64().map_or("-".to_owned(), |v| format!("{v:.4}"));
-    let mut line = format!("{header:<width$}");
-    for part in &parts {
-        line.push_str(&format!(" {part:>8}"));
-    }
-    println!("{line}");
-    for task in tasks {
-        let mut line = format!("{task:<width$}");
-        for part in &parts {
-            line.push_str(&format!(" {:>8}", cell(&summary[*part]["per_task"][task][task_key])));
-        }
-        println!("{line}");
-    }
-    let mut line = format!("{:<width$}", "mean");
-    for part in &parts {
-        line.push_str(&format!(" {:>8}", cell(&summary[*part][mean_key])));
-    }
-    println!("{line}");
 }
 
 #[cfg(test)]
