@@ -32,6 +32,11 @@ pub enum DataErrorKind {
         /// The columns the header has.
         available: Vec<String>,
     },
+    /// A column named as a task is the SMILES or the weights column.
+    TaskColumnTaken {
+        /// The column.
+        name: String,
+    },
     /// The input holds nothing, not even a header.
     Empty,
     /// No row could be used.
@@ -102,6 +107,10 @@ impl fmt::Display for DataError {
                     available.join(", ")
                 )
             }
+            DataErrorKind::TaskColumnTaken { name } => write!(
+                f,
+                "column '{name}' cannot be a task: it holds the SMILES or the row weights"
+            ),
             DataErrorKind::Empty => write!(f, "the file is empty"),
             DataErrorKind::NoUsableRows { n_skipped, first_problem } => match first_problem {
                 Some(problem) => write!(

@@ -351,6 +351,16 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
     let column = |wanted: &str| file.column(wanted);
     let smiles_idx = column(&options.smiles_column)?;
     let weights_idx = options.weights_column.as_deref().map(column).transpose()?;
+    if let Some(tasks) = &options.tasks {
+        let claimed = [Some(&options.smiles_column), options.weights_column.as_ref()];
+        if let Some(task) = tasks.iter().find(|t| claimed.contains(&Some(*t))) {
+            return Err(DataError::new(
+                name,
+                None,
+                DataErrorKind::TaskColumnTaken { name: task.clone() },
+            ));
+        }
+    }
 
     let others: Vec<usize> =
         (0..header.len()).filter(|&c| c != smiles_idx && Some(c) != weights_idx).collect();

@@ -150,6 +150,11 @@ fn named_tasks_the_file_lacks_fail_or_are_left_out_as_asked() {
     assert_eq!(table.task_names, vec!["a", "c"]);
     assert_eq!(table.targets.as_slice(), &[0.0, 1.0, 1.0, 0.0]);
 
+    let smiles =
+        TableOptions { tasks: Some(vec!["a".to_owned(), "smiles".to_owned()]), ..lenient.clone() };
+    let err = read_table(&Input::Path(&path), &smiles).unwrap_err();
+    assert!(matches!(err.kind(), DataErrorKind::TaskColumnTaken { name } if name == "smiles"));
+
     let none = TableOptions { tasks: Some(vec!["b".to_owned()]), ..lenient };
     let err = read_table(&Input::Path(&path), &none).unwrap_err();
     assert_eq!(
