@@ -96,7 +96,12 @@ impl fmt::Display for DataError {
             DataErrorKind::Io(err) => write!(f, "{err}"),
             DataErrorKind::Csv(err) => write!(f, "{err}"),
             DataErrorKind::MissingColumn { name, available } => {
-                write!(f, "no column named '{name}'; the header has: {}", available.join(", "))
+                write!(f, "no column named '{name}'; the header has: {}", available.join(", "))?;
+                // Headers differ in case more often than in anything else.
+                match available.iter().find(|a| a.eq_ignore_ascii_case(name)) {
+                    Some(near) => write!(f, " (did you mean '{near}'?)"),
+                    None => Ok(()),
+                }
             }
             DataErrorKind::NoTaskColumns { wanted, available } => {
                 let wanted: Vec<String> = wanted.iter().map(|w| format!("'{w}'")).collect();

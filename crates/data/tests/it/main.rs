@@ -155,6 +155,10 @@ fn named_tasks_the_file_lacks_fail_or_are_left_out_as_asked() {
     let err = read_table(&Input::Path(&path), &smiles).unwrap_err();
     assert!(matches!(err.kind(), DataErrorKind::TaskColumnTaken { name } if name == "smiles"));
 
+    let upper = TableOptions { tasks: Some(vec!["A".to_owned()]), ..TableOptions::default() };
+    let err = read_table(&Input::Path(&path), &upper).unwrap_err();
+    assert!(err.to_string().ends_with("the header has: smiles, c, a (did you mean 'a'?)"), "{err}");
+
     let none = TableOptions { tasks: Some(vec!["b".to_owned()]), ..lenient };
     let err = read_table(&Input::Path(&path), &none).unwrap_err();
     assert_eq!(
@@ -223,7 +227,10 @@ fn gzip_is_recognized_by_content_and_errors_name_the_file() {
     let err = read_table(&Input::Path(&path), &TableOptions::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("{}:1: no column named 'smiles'; the header has: SMILES, y", path.display())
+        format!(
+            "{}:1: no column named 'smiles'; the header has: SMILES, y (did you mean 'SMILES'?)",
+            path.display()
+        )
     );
 
     let path = write_temp("nothing.csv", b"smiles,y\nCCO,bad\n");
