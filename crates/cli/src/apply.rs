@@ -17,7 +17,7 @@ use crate::train::{TaskType, input_of, warn_skipped};
 /// Options of `ferrochem predict`.
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
-    /// Folder written by `ferrochem train`.
+    /// Folder written by `ferrochem train`, or the `model.bin` in it.
     #[arg(long)]
     pub model: PathBuf,
     /// CSV with a SMILES column; `-` reads standard input.
@@ -38,7 +38,7 @@ pub struct PredictArgs {
 /// Options of `ferrochem eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// Folder written by `ferrochem train`.
+    /// Folder written by `ferrochem train`, or the `model.bin` in it.
     #[arg(long)]
     pub model: PathBuf,
     /// Labelled CSV with a SMILES column and some or all of the model's task

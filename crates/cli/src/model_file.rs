@@ -172,10 +172,11 @@ pub fn featurization_kind(encodings: &[Encoding]) -> Fingerprint {
     }
 }
 
-/// Reads `DIR/model.bin` in any format this build knows, as this
-/// build's [`SavedModel`]; a format it does not know is refused by name.
+/// Reads `dir/model.bin`, or `dir` itself if it is a file, in any format
+/// this build knows, as this build's [`SavedModel`]; a format it does not
+/// know is refused by name.
 pub fn load(dir: &Path) -> anyhow::Result<SavedModel> {
-    let path = dir.join("model.bin");
+    let path = if dir.is_file() { dir.to_path_buf() } else { dir.join("model.bin") };
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     // Every layout opens with its version, so it is read on its own first
     // and the rest decoded by the layout it names.

@@ -116,6 +116,15 @@ fn train_writes_model_and_reports() {
     assert!(result.status.success());
     let table = String::from_utf8_lossy(&result.stdout);
     assert!(table.lines().last().unwrap().starts_with("mean"), "{table}");
+    // The model file itself serves as well as its folder.
+    let by_file = ferrochem()
+        .args(["eval", "--model"])
+        .arg(out.join("model.bin"))
+        .arg("--data")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&by_file.stdout), table);
 
     // A file with labels for some of the model's tasks scores those alone,
     // and one with none of them is refused by name.
