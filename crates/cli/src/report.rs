@@ -100,7 +100,7 @@ pub(crate) fn scores_json(scores: &Scores, tasks: &[String], kind: TaskKind) -> 
 
 /// Regression scores computed on standardized targets, in the data's
 /// units: errors scale with each task's spread, R² does not change.
-pub(crate) fn in_data_units(scores: &Scores, scaling: Option<&TargetScaling>) -> Scores {
+fn in_data_units(scores: &Scores, scaling: Option<&TargetScaling>) -> Scores {
     let Some(scaling) = scaling else { return scores.clone() };
     let mut scores = scores.clone();
     for (task, std) in scores.per_task.iter_mut().zip(&scaling.std) {
@@ -121,7 +121,7 @@ pub(crate) fn csv_field(value: &str) -> String {
 }
 
 /// The mean scores of the parts of a summary, by part name.
-pub(crate) fn headline_keys(classification: bool) -> [&'static str; 2] {
+fn headline_keys(classification: bool) -> [&'static str; 2] {
     if classification { ["mean_roc_auc", "mean_prc_auc"] } else { ["mean_rmse", "mean_r2"] }
 }
 

@@ -156,6 +156,19 @@ mod tests {
     use super::*;
     use crate::{Accumulate, sparse_transpose_matmul_into};
 
+    /// `xᵀ · g` with every row written, zeros included.
+    fn dense_product(x: &SparseBinary, g: &Matrix<f32>) -> Matrix<f32> {
+        let mut dense = Matrix::zeros(x.ncols(), g.ncols());
+        sparse_transpose_matmul_into(
+            &mut dense,
+            Accumulate::Overwrite,
+            x,
+            g,
+            Parallelism::Sequential,
+        );
+        dense
+    }
+
     #[test]
     fn kept_rows_match_the_dense_product_exactly() {
         let x =
@@ -163,15 +176,7 @@ mod tests {
         let g = Matrix::from_fn(4, 5, |i, j| (i as f32 + 1.0) * 0.1 + j as f32 * 0.37);
         let sparse = sparse_transpose_matmul_rows(&x, &g, Parallelism::Sequential);
         assert_eq!(sparse.rows(), &[1, 3, 6, 7]);
-        let mut dense = Matrix::zeros(8, 5);
-        sparse_transpose_matmul_into(
-            &mut dense,
-            Accumulate::Overwrite,
-            &x,
-            &g,
-            Parallelism::Sequential,
-        );
-        assert_eq!(sparse.to_dense(), dense);
+        assert_eq!(sparse.to_dense(), dense_product(&x, &g));
         assert_eq!(sparse_transpose_matmul_rows(&x, &g, Parallelism::Parallel), sparse);
     }
 
@@ -184,14 +189,7 @@ mod tests {
             (0..9).map(|i| if i % 2 == 0 { vec![0, 2] } else { vec![0, 1] }).collect();
         let x = SparseBinary::from_rows(3, molecules).unwrap();
         let g = Matrix::from_fn(9, 37, |i, j| ((i * 37 + j) % 11) as f32 * 0.3 - 1.1);
-        let mut dense = Matrix::zeros(3, 37);
-        sparse_transpose_matmul_into(
-            &mut dense,
-            Accumulate::Overwrite,
-            &x,
-            &g,
-            Parallelism::Sequential,
-        );
+        let dense = dense_product(&x, &g);
         for parallelism in [Parallelism::Sequential, Parallelism::Parallel] {
             let sparse = sparse_transpose_matmul_rows(&x, &g, parallelism);
             assert_eq!(sparse.rows(), &[0, 1, 2]);
