@@ -49,15 +49,46 @@ pub(crate) fn test_predictions_csv(
     tasks: &[String],
     predictions: &Matrix<f32>,
 ) -> String {
+    let lines = rows.iter().enumerate().map(|(i, &row)| (row, Vec::new(), predictions.row(i)));
+    predictions_csv(source, &[], tasks, lines)
+}
+
+/// `cv_predictions.csv` of a cross-validation: every row of `source` in
+/// order, with the fold that tested it and that fold's predictions, laid
+/// out as [`test_predictions_csv`] with a `fold` column after the
+/// identifiers.
+pub(crate) fn cv_predictions_csv(
+    source: &Table,
+    tasks: &[String],
+    out_of_fold: &[(usize, Vec<f32>)],
+) -> String {
+    let lines = out_of_fold
+        .iter()
+        .enumerate()
+        .map(|(row, (fold, predictions))| (row, vec![fold.to_string()], predictions.as_slice()));
+    predictions_csv(source, &["fold"], tasks, lines)
+}
+
+/// Predictions as CSV: a header of `smiles`, the identifier columns of
+/// `source`, the `extra` columns and the tasks, then a line per
+/// `(row of source, extra values, predictions)`.
+fn predictions_csv<'p>(
+    source: &Table,
+    extra: &[&str],
+    tasks: &[String],
+    lines: impl Iterator<Item = (usize, Vec<String>, &'p [f32])>,
+) -> String {
     let identifiers = &source.identifiers;
     let mut header = vec!["smiles".to_owned()];
     header.extend(identifiers.iter().map(|id| csv_field(&id.name)));
+    header.extend(extra.iter().map(|name| csv_field(name)));
     header.extend(tasks.iter().map(|t| csv_field(t)));
     let mut csv = header.join(",") + "\n";
-    for (i, &row) in rows.iter().enumerate() {
+    for (row, extra_values, predictions) in lines {
         let mut fields = vec![csv_field(&source.smiles[row])];
         fields.extend(identifiers.iter().map(|id| csv_field(&id.values[row])));
-        fields.extend(predictions.row(i).iter().map(|p| p.to_string()));
+        fields.extend(extra_values);
+        fields.extend(predictions.iter().map(|p| p.to_string()));
         csv.push_str(&fields.join(","));
         csv.push('\n');
     }

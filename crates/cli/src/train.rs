@@ -31,8 +31,8 @@ use ferrochem_train::{
 use crate::model_file::{MODEL_FORMAT_VERSION, SavedModel, featurization_kind, input_features};
 use crate::plots;
 use crate::report::{
-    fold_summary, metrics_jsonl, print_fold_table, print_summary_table, scores_json,
-    test_predictions_csv, write_file,
+    cv_predictions_csv, fold_summary, metrics_jsonl, print_fold_table, print_summary_table,
+    scores_json, test_predictions_csv, write_file,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -97,8 +97,9 @@ pub struct TrainArgs {
     pub counts: Vec<bool>,
     /// Cross-validate: train K times, each fold of a seeded K-way partition
     /// of --data being the test part once, with a tenth of the rest
-    /// validating; one output folder per fold, DIR/fold-1 …, and a summary
-    /// with the mean and spread.
+    /// validating; one output folder per fold, DIR/fold-1 …, a summary
+    /// with the mean and spread, and DIR/cv_predictions.csv with every
+    /// row's prediction by the fold that tested it.
     #[arg(long, value_parser = at_least::<u64, 2>)]
     pub folds: Option<u64>,
     /// Seed of the split, the initialization, the shuffling and dropout.
@@ -1069,7 +1070,7 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let Some(k) = args.folds else {
         let split = split_main(&main, args, classification)?;
-        let summary = train_once(
+        let (summary, _) = train_once(
             args,
             &args.out,
             &main,
@@ -1090,6 +1091,8 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
         );
     }
     let mut fold_summaries = Vec::new();
+    // Each row's prediction by the one fold that tested it, and that fold.
+    let mut out_of_fold: Vec<Option<(usize, Vec<f32>)>> = vec![None; n_rows];
     for (fold, split) in fold_splits(main.table.n_rows(), k as usize, args.seed).iter().enumerate()
     {
         let dir = args.out.join(format!("fold-{}", fold + 1));
@@ -1097,10 +1100,19 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         log::info!("fold {} of {k}", fold + 1);
         let resume = args.resume && dir.join("checkpoint.bin").exists();
-        fold_summaries.push(train_once(args, &dir, &main, split, None, None, resume)?);
+        let (summary, predictions) = train_once(args, &dir, &main, split, None, None, resume)?;
+        let predictions = predictions.expect("every fold tests its part");
+        for (i, &row) in split.test.iter().enumerate() {
+            out_of_fold[row] = Some((fold + 1, predictions.row(i).to_vec()));
+        }
+        fold_summaries.push(summary);
     }
     let summary = fold_summary(&fold_summaries, &main.table.task_names, classification);
     write_file(&args.out, "summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    let out_of_fold: Vec<(usize, Vec<f32>)> =
+        out_of_fold.into_iter().map(|row| row.expect("the folds partition the rows")).collect();
+    let csv = cv_predictions_csv(&main.table, &main.table.task_names, &out_of_fold);
+    write_file(&args.out, "cv_predictions.csv", csv.as_bytes())?;
     write_file(
         &args.out,
         "config.json",
@@ -1116,7 +1128,8 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
 }
 
 /// Trains one model (every member of its ensemble) on `split` and writes
-/// its files to `out`; returns the summary it wrote.
+/// its files to `out`; returns the summary it wrote and the ensemble's
+/// predictions for the test rows, in their order, if there are any.
 fn train_once(
     args: &TrainArgs,
     out: &Path,
@@ -1125,7 +1138,7 @@ fn train_once(
     valid_file: Option<&Featurized>,
     test_file: Option<&Featurized>,
     resume: bool,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<(Value, Option<Matrix<f32>>)> {
     let classification = args.task_type == TaskType::Classification;
     let kind = if classification { TaskKind::Classification } else { TaskKind::Regression };
     let encodings = member_encodings(args);
@@ -1195,6 +1208,7 @@ fn train_once(
         None => None,
     };
     let mut test_scores = None;
+    let mut test_predictions = None;
     if let Some((test_data, source, rows)) = &parts.test {
         let (scores, predictions) =
             evaluate(&|p| &p.test.as_ref().expect("every encoding has one").0)?;
@@ -1206,6 +1220,7 @@ fn train_once(
             let svg = plots::roc_curves(&tasks, &predictions, &targets, &mask)?;
             write_file(out, "roc_test.svg", svg.as_bytes())?;
         }
+        test_predictions = Some(predictions);
     }
     let metric = members_metric(args);
     let svg = plots::training_curves(&histories, metric)?;
@@ -1246,7 +1261,7 @@ fn train_once(
         summary["test"] = scores_json(scores, &tasks, kind);
     }
     write_file(out, "summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    Ok(summary)
+    Ok((summary, test_predictions))
 }
 
 /// The validation metric members were selected on.

@@ -659,6 +659,29 @@ fn folds_write_a_run_per_fold_and_their_mean() {
     let table = String::from_utf8_lossy(&result.stdout);
     assert!(table.contains("±"), "{table}");
 
+    // Every accepted row once, in input order, with the fold that tested it
+    // and what that fold predicted for it.
+    let out_of_fold = std::fs::read_to_string(out.join("cv_predictions.csv")).unwrap();
+    let lines: Vec<&str> = out_of_fold.lines().collect();
+    assert_eq!(lines[0], "smiles,fold,a,b");
+    assert_eq!(lines.len(), 41);
+    let input_smiles: Vec<String> = std::fs::read_to_string(&input)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take(40)
+        .map(|l| l.split(',').next().unwrap().to_owned())
+        .collect();
+    for (line, smiles) in lines[1..].iter().zip(&input_smiles) {
+        let (molecule, rest) = line.split_once(',').unwrap();
+        assert_eq!(molecule, smiles);
+        let (fold, predictions) = rest.split_once(',').unwrap();
+        let fold_tests =
+            std::fs::read_to_string(out.join(format!("fold-{fold}/test_predictions.csv"))).unwrap();
+        let tested = format!("{molecule},{predictions}");
+        assert!(fold_tests.lines().any(|l| l == tested), "{tested} not in fold {fold}");
+    }
+
     // More folds than rows would leave folds with nothing to test.
     let too_many = train_small(&input, &dir.join("cv41"), &dir.join("cache"), &["--folds", "41"]);
     assert!(!too_many.status.success());
