@@ -391,6 +391,37 @@ fn weight_averaging_is_on_by_default_and_can_be_turned_off() {
 }
 
 #[test]
+fn a_rare_class_lowers_the_default_learning_rate_in_proportion() {
+    let scratch = temp_dir("rare");
+    let dir = scratch.path();
+    let labelled = std::fs::read_to_string(write_small_csv(dir)).unwrap();
+    let smiles: Vec<&str> =
+        labelled.lines().skip(1).take(10).map(|l| l.split(',').next().unwrap()).collect();
+    // One positive in 80 labels: balancing weighs it 80, above the limit
+    // of 50 under which the default rate stands.
+    let mut rare = String::from("smiles,a\n");
+    for i in 0..80 {
+        rare.push_str(&format!("{},{}\n", smiles[i % 10], u8::from(i == 0)));
+    }
+    let input = dir.join("rare.csv");
+    std::fs::write(&input, rare).unwrap();
+    let cache = dir.join("cache");
+    let rate = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let result = train_small(&input, &out, &cache, &[&["--split", "index"], extra].concat());
+        assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+        let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+        (read_json(&out.join("config.json"))["learning_rate"].as_f64().unwrap(), stderr)
+    };
+    let (lowered, stderr) = rate("default", &[]);
+    assert!((lowered - 1.5e-3 * 50.0 / 80.0).abs() < 1e-15, "{lowered}");
+    assert!(stderr.contains("balancing weighs a class of task a 80"), "{stderr}");
+    // A rate given, or no balancing, keeps the rate as it is.
+    assert_eq!(rate("given", &["--learning-rate", "1e-3"]).0, 1e-3);
+    assert_eq!(rate("unweighted", &["--weights", "none"]).0, 1.5e-3);
+}
+
+#[test]
 fn the_thread_count_does_not_change_the_model_file() {
     let scratch = temp_dir("threads");
     let dir = scratch.path();
