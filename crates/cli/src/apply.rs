@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use ferrochem_data::container::AtomicFile;
 use ferrochem_data::stream::SmilesStream;
-use ferrochem_data::{AbsentTasks, Input, Matrix, TableOptions, read_table};
+use ferrochem_data::{AbsentTasks, Matrix, TableOptions, read_table};
 use ferrochem_train::metrics::{Metric, PrcArea, Scores, TaskKind, score};
 
+use crate::input_of;
 use crate::model_file::{SavedModel, load};
 use crate::report::csv_field;
-use crate::train::{TaskType, input_of, warn_skipped};
+use crate::train::{TaskType, warn_skipped};
 
 /// Options of `ferrochem predict`.
 #[derive(Debug, clap::Args)]
@@ -109,7 +110,7 @@ const PREDICT_CHUNK_ROWS: usize = 4096;
 pub fn run_predict(args: &PredictArgs) -> anyhow::Result<()> {
     let saved = load(&args.model)?;
     let path = PathBuf::from(&args.input);
-    let input = if args.input == "-" { Input::Stdin } else { Input::Path(&path) };
+    let input = input_of(&path);
     let mut stream = SmilesStream::open(&input, &args.smiles_column)?;
     let featurizer = saved.featurizer();
     let mut output = match args.output.as_deref() {

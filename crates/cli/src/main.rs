@@ -8,7 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -223,9 +223,14 @@ fn start_threads(threads: Option<usize>) -> anyhow::Result<()> {
         .context("cannot start the worker threads")
 }
 
+/// The input a path names: `-` is standard input.
+pub(crate) fn input_of(path: &Path) -> Input<'_> {
+    if path == Path::new("-") { Input::Stdin } else { Input::Path(path) }
+}
+
 fn featurize(args: &FeaturizeArgs) -> anyhow::Result<()> {
     let path = PathBuf::from(&args.input);
-    let input = if args.input == "-" { Input::Stdin } else { Input::Path(&path) };
+    let input = input_of(&path);
     let started = Instant::now();
     let cells = read_column(&input, &args.smiles_column)?;
     let smiles: Vec<String> = cells.iter().map(|(_, s)| s.clone()).collect();

@@ -16,8 +16,8 @@ use ferrochem_data::split::{
 };
 use ferrochem_data::weights::{TargetScaling, balanced_weight_matrix, balancing_weights};
 use ferrochem_data::{
-    AbsentTasks, DataErrorKind, Dataset, InMemoryDataset, Input, Matrix, Table, TableOptions,
-    read_table, select_matrix_rows,
+    AbsentTasks, DataErrorKind, Dataset, InMemoryDataset, Matrix, Table, TableOptions, read_table,
+    select_matrix_rows,
 };
 use ferrochem_nn::{
     LearningRate, LossConfig, LossReduction, Multitask, MultitaskConfig, OptimizerConfig, Schedule,
@@ -28,6 +28,7 @@ use ferrochem_train::{
     Control, DEFAULT_L2, EpochRecord, Progress, TrainConfig, Trainer, TrainingState, labels_of,
 };
 
+use crate::input_of;
 use crate::model_file::{MODEL_FORMAT_VERSION, SavedModel, featurization_kind, input_features};
 use crate::plots;
 use crate::report::{
@@ -394,11 +395,6 @@ pub(crate) fn warn_skipped(table: &Table) {
     if table.skipped.len() > 5 {
         log::warn!("{}: {} rows skipped in all", table.source_name, table.skipped.len());
     }
-}
-
-/// The input a path names: `-` is standard input.
-pub(crate) fn input_of(path: &Path) -> Input<'_> {
-    if path == Path::new("-") { Input::Stdin } else { Input::Path(path) }
 }
 
 /// Reads and featurizes `path` (`-` for standard input), with `tasks` as

@@ -819,10 +819,14 @@ fn finish_epoch(
 /// The first epoch whose loss is over [`UNSTABLE_FACTOR`] times the lowest
 /// loss of the epochs before it, if any.
 fn first_unstable_epoch(losses: &[f64]) -> Option<usize> {
-    (1..losses.len()).find(|&epoch| {
-        let (_, lowest) = lowest_before(losses, epoch);
-        lowest > 0.0 && losses[epoch] > UNSTABLE_FACTOR * lowest
-    })
+    let mut lowest = f64::INFINITY;
+    for (epoch, &loss) in losses.iter().enumerate() {
+        if lowest > 0.0 && loss > UNSTABLE_FACTOR * lowest {
+            return Some(epoch);
+        }
+        lowest = lowest.min(loss);
+    }
+    None
 }
 
 /// The epoch with the lowest loss among the first `end`, and that loss.
