@@ -32,6 +32,19 @@ pub enum DataErrorKind {
         /// The columns the header has.
         available: Vec<String>,
     },
+    /// The header has more than one column by a name the reader needs, so
+    /// which one is meant is unclear.
+    DuplicateColumn {
+        /// The name.
+        name: String,
+        /// The 1-based positions of the columns so named.
+        columns: Vec<usize>,
+    },
+    /// The list of tasks names one more than once.
+    RepeatedTask {
+        /// The task.
+        name: String,
+    },
     /// A column named as a task is the SMILES or the weights column.
     TaskColumnTaken {
         /// The column.
@@ -111,6 +124,18 @@ impl fmt::Display for DataError {
                     wanted.join(", "),
                     available.join(", ")
                 )
+            }
+            DataErrorKind::DuplicateColumn { name, columns } => {
+                let positions: Vec<String> = columns.iter().map(usize::to_string).collect();
+                write!(
+                    f,
+                    "the header has {} columns named '{name}' (columns {}); rename all but one",
+                    columns.len(),
+                    positions.join(", ")
+                )
+            }
+            DataErrorKind::RepeatedTask { name } => {
+                write!(f, "task '{name}' is named more than once in the list of tasks")
             }
             DataErrorKind::TaskColumnTaken { name } => write!(
                 f,

@@ -219,19 +219,36 @@ impl CsvFile {
 }
 
 /// The index of the column named `wanted` in `header`, or an error naming
-/// the input and the columns it has.
+/// the input and the columns it has; a name that several columns share is
+/// an error too, as nothing says which of them is meant.
 pub(crate) fn column_index(
     name: &str,
     header: &[String],
     wanted: &str,
 ) -> Result<usize, DataError> {
-    header.iter().position(|h| h == wanted).ok_or_else(|| {
+    let idx = header.iter().position(|h| h == wanted).ok_or_else(|| {
         DataError::new(
             name,
             Some(1),
             DataErrorKind::MissingColumn { name: wanted.to_owned(), available: header.to_vec() },
         )
-    })
+    })?;
+    unique_name(name, header, idx)?;
+    Ok(idx)
+}
+
+/// Checks that column `idx` is the only one in `header` with its name.
+fn unique_name(name: &str, header: &[String], idx: usize) -> Result<(), DataError> {
+    let columns: Vec<usize> =
+        (0..header.len()).filter(|&c| header[c] == header[idx]).map(|c| c + 1).collect();
+    if columns.len() == 1 {
+        return Ok(());
+    }
+    Err(DataError::new(
+        name,
+        Some(1),
+        DataErrorKind::DuplicateColumn { name: header[idx].clone(), columns },
+    ))
 }
 
 /// The header of `reader`, each name trimmed.
@@ -352,6 +369,13 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
     let smiles_idx = column(&options.smiles_column)?;
     let weights_idx = options.weights_column.as_deref().map(column).transpose()?;
     if let Some(tasks) = &options.tasks {
+        if let Some(repeated) = tasks.iter().enumerate().find(|(i, t)| tasks[..*i].contains(*t)) {
+            return Err(DataError::new(
+                name,
+                None,
+                DataErrorKind::RepeatedTask { name: repeated.1.clone() },
+            ));
+        }
         let claimed = [Some(&options.smiles_column), options.weights_column.as_ref()];
         if let Some(task) = tasks.iter().find(|t| claimed.contains(&Some(*t))) {
             return Err(DataError::new(
@@ -391,6 +415,12 @@ pub fn read_table(input: &Input<'_>, options: &TableOptions) -> Result<Table, Da
     };
     if task_idx.is_empty() {
         return Err(DataError::new(name, None, DataErrorKind::NoTasks));
+    }
+    // Named tasks were checked as they were looked up; chosen ones are
+    // checked here, as two tasks of one name could not be told apart in
+    // the model, its predictions or its reports.
+    for &c in &task_idx {
+        unique_name(name, header, c)?;
     }
     let identifier_idx: Vec<usize> =
         others.iter().copied().filter(|c| !task_idx.contains(c) && !holds_numbers(*c)).collect();

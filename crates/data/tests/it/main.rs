@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use ferrochem_data::split::{read_split_file, split_from_assignments};
 use ferrochem_data::weights::balancing_weights;
-use ferrochem_data::{AbsentTasks, DataErrorKind, Input, TableOptions, read_table};
+use ferrochem_data::{
+    AbsentTasks, DataErrorKind, Input, TableOptions, read_smiles_rows, read_table,
+};
 
 fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative)
@@ -168,6 +170,49 @@ fn named_tasks_the_file_lacks_fail_or_are_left_out_as_asked() {
             path.display()
         )
     );
+}
+
+#[test]
+fn a_task_or_column_name_that_is_not_unique_is_refused() {
+    // Two tasks of one name could not be told apart in the model, its
+    // predictions or its reports.
+    let path = write_temp("repeated_task.csv", b"smiles,a,b\nCCO,1,0\nCCN,0,1\n");
+    let twice = TableOptions {
+        tasks: Some(vec!["a".to_owned(), "b".to_owned(), "a".to_owned()]),
+        ..TableOptions::default()
+    };
+    let err = read_table(&Input::Path(&path), &twice).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{}: task 'a' is named more than once in the list of tasks", path.display())
+    );
+
+    // Chosen as tasks because they hold numbers...
+    let path = write_temp("duplicate_column.csv", b"smiles,a,b,a\nCCO,1,0,1\nCCN,0,1,1\n");
+    let err = read_table(&Input::Path(&path), &TableOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:1: the header has 2 columns named 'a' (columns 2, 4); rename all but one",
+            path.display()
+        )
+    );
+    // ... or named: the SMILES, a task.
+    let named = TableOptions { tasks: Some(vec!["a".to_owned()]), ..TableOptions::default() };
+    let err = read_table(&Input::Path(&path), &named).unwrap_err();
+    assert!(matches!(err.kind(), DataErrorKind::DuplicateColumn { name, columns }
+        if name == "a" && columns == &[2, 4]));
+    let path = write_temp("duplicate_smiles.csv", b"smiles,a,smiles\nCCO,1,CCO\n");
+    let err = read_table(&Input::Path(&path), &TableOptions::default()).unwrap_err();
+    assert!(matches!(err.kind(), DataErrorKind::DuplicateColumn { name, .. } if name == "smiles"));
+    let err = read_smiles_rows(&Input::Path(&path), "smiles").unwrap_err();
+    assert!(matches!(err.kind(), DataErrorKind::DuplicateColumn { name, .. } if name == "smiles"));
+
+    // A repeated name the reader does not need is no obstacle.
+    let named = TableOptions { tasks: Some(vec!["b".to_owned()]), ..TableOptions::default() };
+    let path = write_temp("duplicate_unused.csv", b"smiles,a,b,a\nCCO,1,0,1\nCCN,0,1,1\n");
+    let table = read_table(&Input::Path(&path), &named).unwrap();
+    assert_eq!(table.task_names, vec!["b"]);
 }
 
 #[test]
