@@ -49,6 +49,9 @@ use serde_json::{Value, json};
 /// over seeds 0, 1 and 2, and by 5-fold cross-validation over its training
 /// and validation rows.
 #[derive(Clone, Debug, clap::Args, Serialize)]
+// So that `--l2 -1` reaches the check that explains the range, instead of
+// being taken for an unknown flag `-1`.
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Training CSV (plain or gzipped) with a SMILES column and label
     /// columns; `-` reads standard input.

@@ -807,7 +807,10 @@ fn finish_epoch(
         }
         state.finished = true;
         if let Some(average) = &state.average {
-            log::info!("the model is the average of the last {} epochs' weights", average.epochs);
+            match average.epochs {
+                1 => log::info!("the model is the last epoch's weights (one epoch averaged)"),
+                n => log::info!("the model is the average of the last {n} epochs' weights"),
+            }
             state.model = average.model.clone();
         } else if let Some(model) = state.best.as_ref().and_then(|best| best.model.as_ref()) {
             state.model = model.clone();

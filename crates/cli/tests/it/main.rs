@@ -276,8 +276,11 @@ fn option_values_that_cannot_train_are_refused() {
     let dir = scratch.path();
     let input = write_small_csv(dir);
     let out = dir.join("run");
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 12] = [
         (&["--batch-size", "0"], "must be at least 1"),
+        // A negative number is a value to check, not an unknown flag.
+        (&["--l2", "-1"], "'-1' for '--l2 <L2>': must not be negative"),
+        (&["--tasks", "a,b,a"], "task 'a' is named more than once"),
         (&["--epochs", "0"], "must be at least 1"),
         (&["--layers", "100,0"], "must be at least 1"),
         (&["--dropout", "1"], "below 1"),
