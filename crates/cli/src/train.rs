@@ -1096,6 +1096,12 @@ fn train_in_pool(args: &TrainArgs) -> anyhow::Result<()> {
     }
     // Checked before anything is read or written.
     split_fractions(args)?;
+    if args.out.exists() && !args.out.is_dir() {
+        bail!(
+            "--out {}: this is a file; --out names the folder for the model and reports",
+            args.out.display()
+        );
+    }
     let main = featurize(&args.data, args, args.tasks.clone())?;
     let args = &with_data_defaults(args, &main);
     // The validation and test files are read by the training file's task

@@ -309,6 +309,21 @@ fn option_values_that_cannot_train_are_refused() {
 }
 
 #[test]
+fn an_output_folder_that_is_a_file_is_refused_and_left_alone() {
+    let scratch = temp_dir("out-file");
+    let dir = scratch.path();
+    let input = write_small_csv(dir);
+    let out = dir.join("run");
+    std::fs::write(&out, "not a folder").unwrap();
+    let result =
+        ferrochem().args(["train", "--data"]).arg(&input).arg("--out").arg(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("this is a file; --out names the folder"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "not a folder");
+}
+
+#[test]
 fn values_trained_as_classes_are_refused_with_the_flag_that_reads_them() {
     let scratch = temp_dir("values");
     let dir = scratch.path();
