@@ -26,10 +26,11 @@ mod train;
 use ferrochem_data::featurize::{featurize_bits, read_column};
 
 /// A training step allocates and frees a few dozen matrices of 100 KiB to
-/// 4 MiB. glibc's allocator serves such sizes with fresh mappings or trims
-/// them back to the system when freed, so every step pays page faults for
-/// memory it just released: measured, a ReLU over a 50 × 1000 batch took
-/// 167 µs instead of 11. mimalloc keeps freed memory for reuse.
+/// 4 MiB. glibc's allocator may serve such sizes with fresh mappings and
+/// unmap them when freed, so that a step pays page faults for memory it
+/// just released (a ReLU over a 50 × 1000 batch recorded alone takes 76 µs
+/// instead of 13); over whole training steps it adapts and comes within a
+/// few percent. mimalloc keeps freed memory for reuse from the start.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
