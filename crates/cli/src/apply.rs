@@ -12,7 +12,7 @@ use ferrochem_train::metrics::{Metric, PrcArea, Scores, TaskKind, score};
 
 use crate::input_of;
 use crate::model_file::{SavedModel, load};
-use crate::report::csv_field;
+use crate::report::{Predicted, prediction_line, predictions_header};
 use crate::train::{TaskType, warn_skipped};
 
 /// Options of `ferrochem predict`.
@@ -123,13 +123,9 @@ pub fn run_predict(args: &PredictArgs) -> anyhow::Result<()> {
     let write_error =
         |err: std::io::Error| anyhow::Error::new(err).context(format!("cannot write {out_name}"));
 
-    let mut header = vec!["smiles".to_owned()];
-    header.extend(stream.identifier_names().iter().map(|id| csv_field(id)));
-    header.extend(saved.tasks.iter().map(|t| csv_field(t)));
-    if args.uncertainty {
-        header.extend(saved.tasks.iter().map(|t| csv_field(&format!("{t}_std"))));
-    }
-    writeln!(output, "{}", header.join(",")).map_err(write_error)?;
+    let names = stream.identifier_names().iter().map(String::as_str);
+    let header = predictions_header(names, &[], &saved.tasks, args.uncertainty);
+    output.write_all(header.as_bytes()).map_err(write_error)?;
     let (mut n_rows, mut n_rejected) = (0usize, 0usize);
     loop {
         let chunk = stream.next_chunk(PREDICT_CHUNK_ROWS)?;
@@ -144,15 +140,12 @@ pub fn run_predict(args: &PredictArgs) -> anyhow::Result<()> {
         let mut next = 0;
         let mut text = String::with_capacity(chunk.len() * 160);
         for (record, feature) in chunk.iter().zip(&features) {
-            let mut fields = vec![csv_field(&record.smiles)];
-            fields.extend(record.identifiers.iter().map(|v| csv_field(v)));
-            match feature {
+            let predicted = match feature {
                 Ok(_) => {
-                    fields.extend(predictions.row(next).iter().map(|p| p.to_string()));
-                    if args.uncertainty {
-                        fields.extend(spread.row(next).iter().map(|s| s.to_string()));
-                    }
+                    let row = next;
                     next += 1;
+                    let spread = args.uncertainty.then(|| spread.row(row));
+                    Predicted::Values { mean: predictions.row(row), spread }
                 }
                 Err(err) => {
                     log::warn!(
@@ -161,12 +154,12 @@ pub fn run_predict(args: &PredictArgs) -> anyhow::Result<()> {
                         record.line
                     );
                     n_rejected += 1;
-                    let n_empty = saved.tasks.len() * if args.uncertainty { 2 } else { 1 };
-                    fields.extend(std::iter::repeat_n(String::new(), n_empty));
+                    let n_columns = saved.tasks.len() * if args.uncertainty { 2 } else { 1 };
+                    Predicted::Rejected { n_columns }
                 }
-            }
-            text.push_str(&fields.join(","));
-            text.push('\n');
+            };
+            let identifiers = record.identifiers.iter().map(String::as_str);
+            text.push_str(&prediction_line(&record.smiles, identifiers, &[], predicted));
         }
         n_rows += chunk.len();
         output.write_all(text.as_bytes()).map_err(write_error)?;

@@ -79,20 +79,65 @@ fn predictions_csv<'p>(
     lines: impl Iterator<Item = (usize, Vec<String>, &'p [f32])>,
 ) -> String {
     let identifiers = &source.identifiers;
-    let mut header = vec!["smiles".to_owned()];
-    header.extend(identifiers.iter().map(|id| csv_field(&id.name)));
-    header.extend(extra.iter().map(|name| csv_field(name)));
-    header.extend(tasks.iter().map(|t| csv_field(t)));
-    let mut csv = header.join(",") + "\n";
+    let names = identifiers.iter().map(|id| id.name.as_str());
+    let mut csv = predictions_header(names, extra, tasks, false);
     for (row, extra_values, predictions) in lines {
-        let mut fields = vec![csv_field(&source.smiles[row])];
-        fields.extend(identifiers.iter().map(|id| csv_field(&id.values[row])));
-        fields.extend(extra_values);
-        fields.extend(predictions.iter().map(|p| p.to_string()));
-        csv.push_str(&fields.join(","));
-        csv.push('\n');
+        let values = identifiers.iter().map(|id| id.values[row].as_str());
+        let predicted = Predicted::Values { mean: predictions, spread: None };
+        csv.push_str(&prediction_line(&source.smiles[row], values, &extra_values, predicted));
     }
     csv
+}
+
+/// The header line of a predictions CSV, the layout that `predict`,
+/// `test_predictions.csv` and `cv_predictions.csv` share: `smiles`, the
+/// identifier columns, any `extra` columns, a column per task, and with
+/// `spread` a `<task>_std` column per task.
+pub(crate) fn predictions_header<'s>(
+    identifiers: impl IntoIterator<Item = &'s str>,
+    extra: &[&str],
+    tasks: &[String],
+    spread: bool,
+) -> String {
+    let mut header = vec!["smiles".to_owned()];
+    header.extend(identifiers.into_iter().map(csv_field));
+    header.extend(extra.iter().map(|name| csv_field(name)));
+    header.extend(tasks.iter().map(|t| csv_field(t)));
+    if spread {
+        header.extend(tasks.iter().map(|t| csv_field(&format!("{t}_std"))));
+    }
+    header.join(",") + "\n"
+}
+
+/// The task columns of one line of a predictions CSV.
+pub(crate) enum Predicted<'a> {
+    /// The prediction per task, and the members' spread when asked.
+    Values { mean: &'a [f32], spread: Option<&'a [f32]> },
+    /// A molecule that could not be read: `n_columns` empty cells.
+    Rejected { n_columns: usize },
+}
+
+/// One line of a predictions CSV, laid out as [`predictions_header`]
+/// says, with its line break.
+pub(crate) fn prediction_line<'s>(
+    smiles: &str,
+    identifiers: impl IntoIterator<Item = &'s str>,
+    extra: &[String],
+    predicted: Predicted<'_>,
+) -> String {
+    let mut fields = vec![csv_field(smiles)];
+    fields.extend(identifiers.into_iter().map(csv_field));
+    fields.extend(extra.iter().cloned());
+    match predicted {
+        Predicted::Values { mean, spread } => {
+            fields.extend(mean.iter().map(f32::to_string));
+            fields.extend(spread.into_iter().flatten().map(f32::to_string));
+        }
+        Predicted::Rejected { n_columns } => {
+            fields.extend(std::iter::repeat_n(String::new(), n_columns));
+        }
+    }
+    fields.join(",") + "\n"
 }
 
 /// Writes `bytes` to `dir/name` atomically: the file appears whole or not
