@@ -284,6 +284,34 @@ pub fn read_split_file(path: &Path) -> Result<HashMap<usize, Assignment>, DataEr
     Ok(assignments)
 }
 
+/// The text of a split file that [`read_split_file`] reads back as
+/// `split`: `data_rows[p]` is the 0-based data row of table position `p`.
+/// Each line of `comment` becomes a `#` line at the top; then come the
+/// header and a line per data row in file order, rows in no part marked
+/// `excluded`. Data rows the table does not hold (rejected SMILES) are
+/// not listed.
+///
+/// # Panics
+///
+/// Panics if a position of `split` is outside `data_rows`.
+#[track_caller]
+pub fn split_file_text(data_rows: &[usize], split: &Split, comment: &str) -> String {
+    let mut assigned = vec!["excluded"; data_rows.len()];
+    for (part, name) in [(&split.train, "train"), (&split.valid, "valid"), (&split.test, "test")] {
+        for &position in part {
+            assigned[position] = name;
+        }
+    }
+    let mut lines: Vec<(usize, &str)> = data_rows.iter().copied().zip(assigned).collect();
+    lines.sort_unstable_by_key(|&(row, _)| row);
+    let mut text: String = comment.lines().map(|line| format!("# {line}\n")).collect();
+    text.push_str("row\tsplit\n");
+    for (row, name) in lines {
+        text.push_str(&format!("{row}\t{name}\n"));
+    }
+    text
+}
+
 /// Applies split-file assignments to a table's rows, given the data row of
 /// each kept row. Positions keep the table's order within each part.
 ///

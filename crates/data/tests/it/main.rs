@@ -5,7 +5,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ferrochem_data::split::{read_split_file, split_from_assignments};
+use ferrochem_data::split::{
+    Fractions, Split, random_split, read_split_file, split_file_text, split_from_assignments,
+};
 use ferrochem_data::weights::balancing_weights;
 use ferrochem_data::{
     AbsentTasks, DataErrorKind, Input, TableOptions, read_smiles_rows, read_table,
@@ -303,4 +305,35 @@ fn split_file_errors_name_the_line() {
     let assignments = read_split_file(&path).unwrap();
     let err = split_from_assignments(&[0, 1], &assignments, &path).unwrap_err();
     assert!(err.to_string().ends_with("data row 1 has no entry"), "{err}");
+}
+
+#[test]
+fn a_written_split_file_reads_back_as_the_same_split() {
+    // Table positions 0..6 hold data rows 0, 1, 3, 4, 6, 7 (rows 2 and 5
+    // were rejected); position 5 is in no part.
+    let data_rows = [0, 1, 3, 4, 6, 7];
+    let split = Split { train: vec![4, 0, 2], valid: vec![3], test: vec![1] };
+    let text = split_file_text(&data_rows, &split, "made by a test\nsecond line");
+    assert_eq!(
+        text,
+        "# made by a test\n# second line\nrow\tsplit\n0\ttrain\n1\ttest\n3\ttrain\n\
+         4\tvalid\n6\ttrain\n7\texcluded\n"
+    );
+    let path = write_temp("written_split.tsv", text.as_bytes());
+    let back = split_from_assignments(&data_rows, &read_split_file(&path).unwrap(), &path).unwrap();
+    // The parts hold the same positions, in table order.
+    assert_eq!(back, Split { train: vec![0, 2, 4], valid: vec![3], test: vec![1] });
+
+    let split = random_split(500, Fractions::default(), 7);
+    let data_rows: Vec<usize> = (0..500).map(|p| 2 * p + 1).collect();
+    let path = write_temp("random_split.tsv", split_file_text(&data_rows, &split, "").as_bytes());
+    let back = split_from_assignments(&data_rows, &read_split_file(&path).unwrap(), &path).unwrap();
+    let sorted = |part: &[usize]| {
+        let mut part = part.to_vec();
+        part.sort_unstable();
+        part
+    };
+    assert_eq!(back.train, sorted(&split.train));
+    assert_eq!(back.valid, sorted(&split.valid));
+    assert_eq!(back.test, sorted(&split.test));
 }
