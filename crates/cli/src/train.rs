@@ -12,7 +12,7 @@ use ferrochem_data::cache::{CacheOutcome, featurize_cached};
 use ferrochem_data::featurize::{Encoding, Featurizer};
 use ferrochem_data::split::{
     Fractions, Split, index_split, k_fold, random_split, read_split_file, scaffold_split,
-    split_from_assignments, stratified_split,
+    split_file_text, split_from_assignments, stratified_split,
 };
 use ferrochem_data::weights::{TargetScaling, balanced_weight_matrix, balancing_weights};
 use ferrochem_data::{
@@ -197,7 +197,9 @@ pub struct TrainArgs {
     /// member, and on Ctrl-C].
     #[arg(long, value_parser = at_least::<u64, 1>)]
     pub checkpoint_every: Option<u64>,
-    /// Output folder.
+    /// Output folder: model.bin, checkpoint.bin, config.json,
+    /// metrics.jsonl, summary.json, test_predictions.csv, split.tsv (the
+    /// rows of each part, as --split-file reads them) and plots.
     #[arg(long)]
     pub out: PathBuf,
     /// Continue from DIR/checkpoint.bin, made by a run with the same
@@ -1269,6 +1271,17 @@ fn train_once(
     let metric = members_metric(args);
     let svg = plots::training_curves(&histories, metric)?;
     write_file(out, "training.svg", svg.as_bytes())?;
+    // With --valid, nothing was split: every row of --data trained.
+    if args.valid.is_none() {
+        let comment = format!(
+            "the rows of {} as this run of ferrochem train split them: row is the 0-based data \
+             row (header excluded);\nrows whose SMILES was rejected are not listed. \
+             `ferrochem train --split-file` reads this file.",
+            main.table.source_name
+        );
+        let text = split_file_text(&main.table.data_rows, split, &comment);
+        write_file(out, "split.tsv", text.as_bytes())?;
+    }
 
     let mut rejected: Vec<Value> = main.rejected.clone();
     rejected.extend(valid_file.iter().chain(test_file.iter()).flat_map(|f| f.rejected.clone()));

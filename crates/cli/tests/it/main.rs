@@ -101,6 +101,44 @@ fn train_writes_model_and_reports() {
         std::fs::read(again.join("model.bin")).unwrap()
     );
 
+    // split.tsv lists each accepted data row's part (row 40, the rejected
+    // SMILES, is left out), and --split-file replays it: the same parts,
+    // so the same rows tested.
+    let split = std::fs::read_to_string(out.join("split.tsv")).unwrap();
+    let entries: Vec<(usize, &str)> = split
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .skip(1)
+        .map(|l| {
+            let (row, part) = l.split_once('\t').unwrap();
+            (row.parse().unwrap(), part)
+        })
+        .collect();
+    assert_eq!(entries.iter().map(|e| e.0).collect::<Vec<_>>(), (0..40).collect::<Vec<_>>());
+    for (part, n) in ["train", "valid", "test"].iter().zip(["train", "valid", "test"]) {
+        let count = entries.iter().filter(|e| e.1 == *part).count();
+        assert_eq!(count as u64, summary["rows"][n].as_u64().unwrap(), "{part}");
+    }
+    let replay = dir.join("replay");
+    let split_file = out.join("split.tsv");
+    let result = train_small(
+        &input,
+        &replay,
+        &dir.join("cache"),
+        &["--split-file", split_file.to_str().unwrap()],
+    );
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(read_json(&replay.join("summary.json"))["rows"], summary["rows"]);
+    let tested = |run: &Path| {
+        let text = std::fs::read_to_string(run.join("test_predictions.csv")).unwrap();
+        let mut smiles: Vec<String> =
+            text.lines().skip(1).map(|l| l.split(',').next().unwrap().to_owned()).collect();
+        smiles.sort();
+        smiles
+    };
+    assert_eq!(tested(&replay), tested(&out));
+    assert_eq!(std::fs::read_to_string(replay.join("split.tsv")).unwrap(), split);
+
     // predict keeps every row, rejected ones with empty values, and eval
     // prints a table for the labelled file.
     let text = predict_with_uncertainty(&out, &input, &dir.join("predictions.csv"));
@@ -700,6 +738,10 @@ fn folds_write_a_run_per_fold_and_their_mean() {
     assert_eq!(test_rows, 40, "every accepted row is tested once");
     for fold in 1..=3 {
         assert!(out.join(format!("fold-{fold}/model.bin")).exists());
+        // Each fold's split: its test part is its share of the rows.
+        let split = std::fs::read_to_string(out.join(format!("fold-{fold}/split.tsv"))).unwrap();
+        let n_test = split.lines().filter(|l| l.ends_with("\ttest")).count() as u64;
+        assert_eq!(n_test, folds[fold - 1]["rows"]["test"].as_u64().unwrap());
     }
     let mean = summary["mean_over_folds"]["test"]["mean_roc_auc"]["mean"].as_f64().unwrap();
     let by_hand =
@@ -871,6 +913,8 @@ fn with_valid_and_no_test_everything_trains_and_nothing_is_tested() {
     assert!(summary.get("valid").is_some());
     assert_eq!(summary["rows"]["train"], 40);
     assert!(!out.join("test_predictions.csv").exists());
+    // Nothing was split, so there is no split to record.
+    assert!(!out.join("split.tsv").exists());
 
     // The same validation rows with their columns in another order, and
     // one column more, are scored task by task as before.
