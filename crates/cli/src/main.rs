@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use ferrochem_chem::{EcfpOptions, ReadOptions, ValenceTable};
+use ferrochem_chem::{EcfpOptions, ReadOptions, SmilesError, ValenceTable};
 use ferrochem_data::Input;
 use ferrochem_kernels::subnormal::{Subnormals, set_subnormals};
 
@@ -23,7 +23,7 @@ mod model_file;
 mod plots;
 mod report;
 mod train;
-use ferrochem_data::featurize::{featurize_bits, read_column};
+use ferrochem_data::featurize::{featurize_bits, featurize_counts, read_column};
 
 /// A training step allocates and frees a few dozen matrices of 100 KiB to
 /// 4 MiB. glibc's allocator may serve such sizes with fresh mappings and
@@ -46,8 +46,8 @@ struct Cli {
 enum Command {
     /// Write the ECFP bits of every SMILES in a CSV, one line per data row:
     /// `ROW<TAB>BITS`, ROW the 0-based data row (header excluded), BITS the
-    /// on-bit indices ascending and comma-separated, or `!` and the reason
-    /// for a rejected SMILES.
+    /// on-bit indices ascending and comma-separated (with --counts,
+    /// `INDEX:COUNT` pairs), or `!` and the reason for a rejected SMILES.
     Featurize(FeaturizeArgs),
     /// Train a multitask network on a CSV of SMILES and labels.
     Train(Box<train::TrainArgs>),
@@ -75,6 +75,10 @@ struct FeaturizeArgs {
     /// (2024.09 and later) or `legacy` (2024.03 and earlier).
     #[arg(long, value_enum, default_value_t = Valences::Current)]
     valence_table: Valences,
+    /// Write how many environments set each bit, as `INDEX:COUNT`, the
+    /// fingerprint `train --counts` reads.
+    #[arg(long)]
+    counts: bool,
     /// Output file, written atomically; `-` writes standard output.
     #[arg(short = 'o', long = "output")]
     output: String,
@@ -242,16 +246,20 @@ fn featurize(args: &FeaturizeArgs) -> anyhow::Result<()> {
             Valences::Legacy => ValenceTable::Legacy,
         },
     };
-    let results = featurize_bits(&smiles, options, read);
+    let results: Vec<Result<Vec<String>, SmilesError>> = if args.counts {
+        let counted =
+            |pairs: Vec<(u32, u32)>| pairs.iter().map(|(b, n)| format!("{b}:{n}")).collect();
+        featurize_counts(&smiles, options, read).into_iter().map(|r| r.map(counted)).collect()
+    } else {
+        let listed = |bits: Vec<u32>| bits.iter().map(u32::to_string).collect();
+        featurize_bits(&smiles, options, read).into_iter().map(|r| r.map(listed)).collect()
+    };
 
     let mut out = String::with_capacity(smiles.len() * 120);
     let mut rejected = Vec::new();
     for (row, result) in results.iter().enumerate() {
         match result {
-            Ok(bits) => {
-                let joined: Vec<String> = bits.iter().map(u32::to_string).collect();
-                out.push_str(&format!("{row}\t{}\n", joined.join(",")));
-            }
+            Ok(fields) => out.push_str(&format!("{row}\t{}\n", fields.join(","))),
             Err(err) => {
                 out.push_str(&format!("{row}\t!{err}\n"));
                 rejected.push((cells[row].0, err.to_string()));

@@ -51,6 +51,32 @@ fn featurize_writes_a_line_per_row() {
     assert_eq!(lines.len(), 41);
     assert_eq!(lines[0], "0\t33,80,222,294,386,807");
     assert!(lines[40].starts_with("40\t!ring bond 1"), "{}", lines[40]);
+
+    // With --counts, each bit with the number of environments that set it
+    // (RDKit's count fingerprint); phenol (row 7) sets bit 849 five times.
+    let counts = dir.join("counts.tsv");
+    let status = ferrochem()
+        .args(["featurize", "--counts", "-i"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&counts)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&counts).unwrap();
+    let count_lines: Vec<&str> = text.lines().collect();
+    assert_eq!(count_lines[0], "0\t33:1,80:1,222:1,294:1,386:1,807:1");
+    assert_eq!(
+        count_lines[7],
+        "7\t64:3,65:2,175:2,356:1,389:1,578:1,726:2,745:1,754:1,807:1,849:5"
+    );
+    assert_eq!(count_lines[40], lines[40]);
+    // The same bits as without --counts, row by row.
+    for (plain, counted) in lines.iter().zip(&count_lines).filter(|(p, _)| !p.contains('!')) {
+        let (row, pairs) = counted.split_once('\t').unwrap();
+        let bits: Vec<&str> = pairs.split(',').map(|p| p.split_once(':').unwrap().0).collect();
+        assert_eq!(*plain, format!("{row}\t{}", bits.join(",")));
+    }
 }
 
 #[test]
