@@ -177,6 +177,14 @@ pub fn featurization_kind(encodings: &[Encoding]) -> Fingerprint {
 /// know is refused by name.
 pub fn load(dir: &Path) -> anyhow::Result<SavedModel> {
     let path = if dir.is_file() { dir.to_path_buf() } else { dir.join("model.bin") };
+    if !path.exists() && dir.join("fold-1").join("model.bin").exists() {
+        anyhow::bail!(
+            "{}: no model.bin here: this is a cross-validation run (--folds), which keeps a \
+             model per fold in fold-1, fold-2, …; give one of those, or train without --folds \
+             for one model of all the data",
+            dir.display()
+        );
+    }
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     // Every layout opens with its version, so it is read on its own first
     // and the rest decoded by the layout it names.

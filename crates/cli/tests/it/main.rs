@@ -799,6 +799,22 @@ fn folds_write_a_run_per_fold_and_their_mean() {
         assert!(fold_tests.lines().any(|l| l == tested), "{tested} not in fold {fold}");
     }
 
+    // The run's folder holds a model per fold, not one model; predict
+    // says so and where they are.
+    let result =
+        ferrochem().args(["predict", "--model"]).arg(&out).arg("-i").arg(&input).output().unwrap();
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("this is a cross-validation run (--folds)"), "{stderr}");
+    let by_fold = ferrochem()
+        .args(["predict", "--model"])
+        .arg(out.join("fold-2"))
+        .arg("-i")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(by_fold.status.success());
+
     // More folds than rows would leave folds with nothing to test.
     let too_many = train_small(&input, &dir.join("cv41"), &dir.join("cache"), &["--folds", "41"]);
     assert!(!too_many.status.success());
