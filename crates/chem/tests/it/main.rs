@@ -1,5 +1,5 @@
-//! The fingerprint against RDKit: the worked examples, hash test vectors,
-//! and every Tox21 molecule.
+//! The fingerprint and the scaffolds against RDKit: the worked examples,
+//! hash test vectors, and every Tox21 molecule.
 
 use std::io::Read;
 
@@ -85,7 +85,8 @@ fn errors_say_where_and_what() {
 /// last column, `counts_above_1`, holds the `bit:count` entries above 1 of
 /// RDKit 2026.09.1's count fingerprint
 /// (`GetMorganGenerator(radius=2, fpSize=1024).GetCountFingerprint`), every
-/// other on-bit counting 1.
+/// other on-bit counting 1; `murcko_scaffold` holds RDKit 2026.09.1's
+/// `MurckoScaffoldSmiles(includeChirality=False)`.
 #[test]
 fn every_tox21_molecule_matches_rdkit() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tox21_ecfp_rdkit.csv.gz");
@@ -216,6 +217,49 @@ fn murcko_scaffolds_keep_rings_and_linkers() {
     assert_eq!(scaffold("CCO"), ferrochem_chem::Scaffold { atoms: vec![], key: 0 });
     // Atom order does not change the key.
     assert_eq!(scaffold("C1CCC(CC1)c1ccncc1").key, scaffold("c1cc(ccn1)C1CCCCC1").key);
+    // An atom double-bonded to the core stays whatever else it carries: the
+    // exocyclic carbon of an alkylidene, without its alkyl groups.
+    assert_eq!(scaffold("CCC(CC)=C1CCC(=O)CC1").atoms.len(), 8);
+    assert_eq!(scaffold("CC(C)=C1CCCC1").atoms.len(), 6);
+    assert_ne!(scaffold("CC(C)=C1CCCC1").key, scaffold("C1CCCC1").key);
+    // A pyrrole nitrogen that lost its substituent shows a hydrogen, as RDKit
+    // writes it, so N-methylpyrrole and pyrrole share a scaffold, and furan
+    // has another.
+    assert_eq!(scaffold("Cn1cccc1").key, scaffold("c1cc[nH]c1").key);
+    assert_ne!(scaffold("c1ccoc1").key, scaffold("c1cc[nH]c1").key);
+    // Two separate rings are not one large ring, and the ring sizes count.
+    assert_ne!(scaffold("C1CCCCC1.C1CCCCC1").key, scaffold("C1CCCCCCCCCCC1").key);
+    assert_ne!(scaffold("C1CCCCC1").key, scaffold("C1CCCCCC1").key);
+}
+
+/// Our scaffolds group the Tox21 molecules exactly as RDKit's scaffold
+/// SMILES do, so a scaffold split puts each molecule where DeepChem's
+/// `ScaffoldSplitter` would.
+#[test]
+fn every_tox21_scaffold_groups_as_rdkit() {
+    use std::collections::HashMap;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tox21_ecfp_rdkit.csv.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut key_of: HashMap<String, u64> = HashMap::new();
+    let mut smiles_of: HashMap<u64, String> = HashMap::new();
+    let mut checked = 0;
+    for record in reader.records() {
+        let record = record.unwrap();
+        let Ok(molecule) = Molecule::from_smiles(&record[1]) else { continue };
+        let (rdkit, ours) = (&record[5], ferrochem_chem::murcko_scaffold(&molecule).key);
+        assert_eq!(rdkit.is_empty(), ours == 0, "{}: scaffold {rdkit:?}", &record[1]);
+        let seen_key = *key_of.entry(rdkit.to_owned()).or_insert(ours);
+        let seen_smiles = smiles_of.entry(ours).or_insert_with(|| rdkit.to_owned());
+        assert_eq!(seen_key, ours, "{}: RDKit's {rdkit} split in two", &record[1]);
+        assert_eq!(seen_smiles, rdkit, "{}: {rdkit} and {seen_smiles} merged", &record[1]);
+        checked += 1;
+    }
+    assert_eq!(checked, 7823);
+    assert_eq!(key_of.len(), 2325);
 }
 
 #[test]
