@@ -80,24 +80,28 @@ fn errors_say_where_and_what() {
     assert!(message(&"C".repeat(200_000)).contains("longer than"));
 }
 
-/// The reference file holds, for every Tox21 row, RDKit's ECFP4 on-bits
-/// (1024 bits) and whether RDKit 2024.09 and later reject the SMILES; its
-/// last column, `counts_above_1`, holds the `bit:count` entries above 1 of
-/// RDKit 2026.09.1's count fingerprint
-/// (`GetMorganGenerator(radius=2, fpSize=1024).GetCountFingerprint`), every
-/// other on-bit counting 1; `murcko_scaffold` holds RDKit 2026.09.1's
-/// `MurckoScaffoldSmiles(includeChirality=False)`.
-#[test]
-fn every_tox21_molecule_matches_rdkit() {
+/// The rows of the RDKit reference file: for every Tox21 row (`row`,
+/// `smiles`), RDKit's ECFP4 on-bits (`on_bits`, 1024 bits), whether RDKit
+/// 2024.09 and later reject the SMILES, the `bit:count` entries above 1 of
+/// RDKit 2026.09.1's count fingerprint (`counts_above_1`, from
+/// `GetMorganGenerator(radius=2, fpSize=1024).GetCountFingerprint`; every
+/// other on-bit counts 1), and RDKit 2026.09.1's
+/// `MurckoScaffoldSmiles(includeChirality=False)` (`murcko_scaffold`).
+fn rdkit_reference() -> Vec<csv::StringRecord> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tox21_ecfp_rdkit.csv.gz");
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
         .read_to_string(&mut text)
         .unwrap();
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    csv::Reader::from_reader(text.as_bytes()).records().map(Result::unwrap).collect()
+}
+
+/// Every Tox21 molecule's ECFP4 bits and counts are RDKit's, and we reject
+/// the SMILES RDKit rejects.
+#[test]
+fn every_tox21_molecule_matches_rdkit() {
     let (mut identical, mut rejected, mut differing) = (0, 0, Vec::new());
-    for record in reader.records() {
-        let record = record.unwrap();
+    for record in rdkit_reference() {
         let (smiles, on_bits, rdkit_rejects) = (&record[1], &record[2], &record[3] == "1");
         match Molecule::from_smiles(smiles) {
             Err(err) => {
@@ -238,17 +242,10 @@ fn murcko_scaffolds_keep_rings_and_linkers() {
 #[test]
 fn every_tox21_scaffold_groups_as_rdkit() {
     use std::collections::HashMap;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tox21_ecfp_rdkit.csv.gz");
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut text)
-        .unwrap();
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
     let mut key_of: HashMap<String, u64> = HashMap::new();
     let mut smiles_of: HashMap<u64, String> = HashMap::new();
     let mut checked = 0;
-    for record in reader.records() {
-        let record = record.unwrap();
+    for record in rdkit_reference() {
         let Ok(molecule) = Molecule::from_smiles(&record[1]) else { continue };
         let (rdkit, ours) = (&record[5], ferrochem_chem::murcko_scaffold(&molecule).key);
         assert_eq!(rdkit.is_empty(), ours == 0, "{}: scaffold {rdkit:?}", &record[1]);
