@@ -13,7 +13,7 @@ mod train_step;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ferrochem_kernels::subnormal::{Subnormals, set_subnormals};
+use ferrochem_kernels::subnormal::{Subnormals, pool_builder};
 
 /// The allocator the `ferrochem` binary uses, so that benchmarks see what
 /// training sees; see the binary's `main.rs` for why.
@@ -34,13 +34,7 @@ fn config() -> Criterion {
 /// side by side whatever `RAYON_NUM_THREADS` says, whose workers flush
 /// subnormal numbers to zero as the binary's do.
 pub fn pool(n_threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n_threads)
-        .start_handler(|_| {
-            set_subnormals(Subnormals::FlushToZero);
-        })
-        .build()
-        .expect("rayon pool")
+    pool_builder(n_threads, Subnormals::FlushToZero).build().expect("rayon pool")
 }
 
 /// Deterministic values in [-0.5, 0.5) from a xorshift generator.

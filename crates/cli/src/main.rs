@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use ferrochem_chem::{EcfpOptions, ReadOptions, SmilesError, ValenceTable};
 use ferrochem_data::Input;
-use ferrochem_kernels::subnormal::{Subnormals, set_subnormals};
+use ferrochem_kernels::subnormal::{Subnormals, pool_builder, set_subnormals};
 
 mod apply;
 mod model_file;
@@ -219,11 +219,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// so results do not depend on which thread computed what.
 fn start_threads(threads: Option<usize>) -> anyhow::Result<()> {
     set_subnormals(Subnormals::FlushToZero);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.unwrap_or(0))
-        .start_handler(|_| {
-            set_subnormals(Subnormals::FlushToZero);
-        })
+    pool_builder(threads.unwrap_or(0), Subnormals::FlushToZero)
         .build_global()
         .context("cannot start the worker threads")
 }

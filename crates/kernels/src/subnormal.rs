@@ -17,7 +17,8 @@
 //! values far below anything a network's output can resolve. The setting
 //! belongs to one thread, so a program that wants it sets it on every thread
 //! that runs kernels, for example in rayon's
-//! `ThreadPoolBuilder::start_handler`; kernels then stay bit-identical
+//! `ThreadPoolBuilder::start_handler` (as [`pool_builder`] does); kernels
+//! then stay bit-identical
 //! across thread counts, as long as every thread has the same setting.
 //!
 //! Rust and LLVM assume the default setting when they evaluate expressions
@@ -62,6 +63,26 @@ pub fn set_subnormals(mode: Subnormals) -> Subnormals {
 /// How arithmetic on the calling thread treats subnormal numbers now.
 pub fn subnormals() -> Subnormals {
     control::get()
+}
+
+/// A builder for a rayon pool of `n_threads` workers (0: rayon's default)
+/// that each start with `mode`, so that every thread running kernels
+/// treats subnormal numbers alike. Build it with `build()` for a pool of
+/// one's own, or `build_global()` for the global one.
+///
+/// ```
+/// use ferrochem_kernels::subnormal::{pool_builder, subnormals, Subnormals};
+///
+/// let pool = pool_builder(2, Subnormals::FlushToZero).build().unwrap();
+/// // Where there is a switch to set, the workers have set it.
+/// if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+///     assert_eq!(pool.install(subnormals), Subnormals::FlushToZero);
+/// }
+/// ```
+pub fn pool_builder(n_threads: usize, mode: Subnormals) -> rayon::ThreadPoolBuilder {
+    rayon::ThreadPoolBuilder::new().num_threads(n_threads).start_handler(move |_| {
+        set_subnormals(mode);
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
