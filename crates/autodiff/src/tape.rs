@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ferrochem_kernels::elementwise::axpy;
-use ferrochem_kernels::{Accumulate, Float, Matrix, RowSparse};
+use ferrochem_kernels::reduce::all_finite;
+use ferrochem_kernels::{Accumulate, Float, Matrix, Parallelism, RowSparse};
 
 use crate::error::{Error, Result};
 
@@ -400,6 +401,16 @@ impl<T: Float> Grad<T> {
         match self {
             Grad::Dense(dense) => dense.as_slice(),
             Grad::Rows(rows) => rows.values().as_slice(),
+        }
+    }
+
+    /// Whether every entry is finite: neither infinite nor NaN. A
+    /// row-sparse gradient knows from when its rows were summed; a dense
+    /// one is read.
+    pub fn all_finite(&self) -> bool {
+        match self {
+            Grad::Dense(dense) => all_finite(dense.as_slice(), Parallelism::Auto),
+            Grad::Rows(rows) => rows.all_finite(),
         }
     }
 

@@ -37,6 +37,26 @@ pub fn sum_squares<T: Float>(src: &[T], parallelism: Parallelism) -> T {
     blocked(src, parallelism, |block| lanes_sum(block, |x| x * x))
 }
 
+/// Whether every entry of `src` is finite: neither infinite nor NaN.
+///
+/// Unlike testing `Σ x²`, this does not mistake large finite entries whose
+/// squares overflow for infinite ones.
+pub fn all_finite<T: Float>(src: &[T], parallelism: Parallelism) -> bool {
+    match parallelism.resolve(src.len(), PARALLEL_MIN_ENTRIES) {
+        Resolved::Sequential => finite_kernel(src),
+        Resolved::Parallel(_) => src.par_chunks(BLOCK).all(finite_kernel),
+    }
+}
+
+/// A branch-free test over every entry, which the compiler turns into
+/// vector compares whose masks are or-ed together; stopping at the first
+/// bad entry would cost a branch per entry on the common path, where all
+/// are finite.
+#[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+fn finite_kernel<T: Float>(src: &[T]) -> bool {
+    !src.iter().fold(false, |any_bad, &x| any_bad | !x.is_finite())
+}
+
 /// `Σ src[i]²` of a row-major matrix with rows of `ncols` entries, summed
 /// row by row: each row by [`row_sum_squares`], then the row sums added in
 /// f64 from the first row down.
@@ -183,6 +203,23 @@ mod tests {
         let squares: f64 = src.iter().map(|&x| (x * x) as f64).sum();
         assert_eq!(sum_squares(&src, Parallelism::Parallel), squares as f32);
         assert_eq!(sum::<f64>(&[], Parallelism::Auto), 0.0);
+    }
+
+    #[test]
+    fn all_finite_finds_any_infinity_or_nan() {
+        let mut src = vec![1.0f32; 100_003];
+        // Finite, though its square overflows f32.
+        src[5] = 3e38;
+        assert!(all_finite(&src, Parallelism::Auto));
+        for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+            for idx in [0, 17, 100_002] {
+                let mut src = src.clone();
+                src[idx] = bad;
+                assert!(!all_finite(&src, Parallelism::Sequential), "{bad} at {idx}");
+                assert!(!all_finite(&src, Parallelism::Parallel), "{bad} at {idx}");
+            }
+        }
+        assert!(all_finite::<f64>(&[], Parallelism::Auto));
     }
 
     #[test]

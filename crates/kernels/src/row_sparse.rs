@@ -7,9 +7,12 @@
 //! of them for a Tox21 batch of 50). Keeping only the touched rows saves
 //! writing the zeros, and lets the optimizer skip reading them.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::parallel::Resolved;
+use crate::reduce::all_finite;
 use crate::sparse::{Start, gather};
 use crate::{Float, Matrix, Parallelism, SparseBinary};
 
@@ -19,13 +22,25 @@ use crate::{Float, Matrix, Parallelism, SparseBinary};
 const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 /// An `nrows × ncols` matrix that is zero outside the rows `rows`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct RowSparse<T> {
     nrows: usize,
     /// The rows that may be nonzero, strictly ascending.
     rows: Vec<u32>,
     /// `rows.len() × ncols`: the values of those rows, in the same order.
     values: Matrix<T>,
+    /// Whether every value is finite, found while each row was still in
+    /// cache after it was summed; `None` once `values_mut` has handed the
+    /// values out, after which [`RowSparse::all_finite`] looks again.
+    finite: Option<bool>,
+}
+
+/// Equal when they hold the same values; whether finiteness is known
+/// does not matter.
+impl<T: PartialEq> PartialEq for RowSparse<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.nrows == other.nrows && self.rows == other.rows && self.values == other.values
+    }
 }
 
 impl<T: Float> RowSparse<T> {
@@ -56,7 +71,18 @@ impl<T: Float> RowSparse<T> {
 
     /// The stored rows' values, mutably (to scale a gradient in place).
     pub fn values_mut(&mut self) -> &mut Matrix<T> {
+        self.finite = None;
         &mut self.values
+    }
+
+    /// Whether every entry is finite: neither infinite nor NaN.
+    ///
+    /// A matrix fresh from [`sparse_transpose_matmul_rows`] answers at
+    /// once, from a test it made of each row as it finished the row, so a
+    /// training step can refuse a divergent gradient without reading it
+    /// all again; after [`RowSparse::values_mut`] this reads the values.
+    pub fn all_finite(&self) -> bool {
+        self.finite.unwrap_or_else(|| all_finite(self.values.as_slice(), Parallelism::Auto))
     }
 
     /// The whole matrix, zeros written out.
@@ -101,19 +127,21 @@ pub fn sparse_transpose_matmul_rows<T: Float>(
         (0..lhs_t.nrows() as u32).filter(|&k| !lhs_t.row(k as usize).is_empty()).collect();
     let ncols = rhs.ncols();
     let sources_of = |k: u32| lhs_t.row(k as usize).iter().map(|&r| rhs.row(r as usize));
-    let values = match parallelism.resolve(lhs.nnz() * ncols, PARALLEL_MIN_WORK) {
+    let (values, finite) = match parallelism.resolve(lhs.nnz() * ncols, PARALLEL_MIN_WORK) {
         // Row by row, copying each row's first source and adding the rest
         // in place, so no storage is zeroed only to be overwritten.
         Resolved::Sequential => {
             let mut data: Vec<T> = Vec::with_capacity(rows.len() * ncols);
+            let mut finite = true;
             for &k in &rows {
                 let mut sources = sources_of(k);
                 let first = sources.next().expect("kept rows have at least one source");
                 let start = data.len();
                 data.extend_from_slice(first);
                 gather(&mut data[start..], Start::Keep, sources);
+                finite &= all_finite(&data[start..], Parallelism::Sequential);
             }
-            Matrix::from_vec(rows.len(), ncols, data)
+            (Matrix::from_vec(rows.len(), ncols, data), finite)
         }
         // Each thread fills its own run of rows of one uninitialized
         // buffer: zeroed storage would cost a pass (and, freshly mapped,
@@ -121,9 +149,10 @@ pub fn sparse_transpose_matmul_rows<T: Float>(
         Resolved::Parallel(_) => {
             let total = rows.len() * ncols;
             let mut data: Vec<T> = Vec::with_capacity(total);
+            let mut finite = true;
             if ncols > 0 {
                 let spare = &mut data.spare_capacity_mut()[..total];
-                spare.par_chunks_mut(ncols).enumerate().with_min_len(16).for_each(|(idx, dst)| {
+                let fill_row = |(idx, dst): (usize, &mut [MaybeUninit<T>])| {
                     let mut sources = sources_of(rows[idx]);
                     let first = sources.next().expect("kept rows have at least one source");
                     assert_eq!(first.len(), dst.len(), "a source row has ncols entries");
@@ -139,16 +168,24 @@ pub fn sparse_transpose_matmul_rows<T: Float>(
                         std::slice::from_raw_parts_mut(dst, first.len())
                     };
                     gather(dst, Start::Keep, sources);
-                });
+                    all_finite(dst, Parallelism::Sequential)
+                };
+                // Every row must be filled, so no short-circuiting `all`.
+                finite = spare
+                    .par_chunks_mut(ncols)
+                    .enumerate()
+                    .with_min_len(16)
+                    .map(fill_row)
+                    .reduce(|| true, |a, b| a && b);
             }
             // SAFETY: the loop above initialized all `total` elements (each
             // row of `ncols` by exactly one task), and `total` is within
             // the capacity reserved.
             unsafe { data.set_len(total) };
-            Matrix::from_vec(rows.len(), ncols, data)
+            (Matrix::from_vec(rows.len(), ncols, data), finite)
         }
     };
-    RowSparse { nrows: lhs.ncols(), rows, values }
+    RowSparse { nrows: lhs.ncols(), rows, values, finite: Some(finite) }
 }
 
 #[cfg(test)]
@@ -195,5 +232,31 @@ mod tests {
             assert_eq!(sparse.rows(), &[0, 1, 2]);
             assert_eq!(sparse.to_dense(), dense, "{parallelism:?}");
         }
+    }
+
+    #[test]
+    fn finiteness_is_found_while_summing() {
+        // Row 1 of `g` reaches only row 2 of the product.
+        let x = SparseBinary::from_rows(4, [vec![0, 2], vec![2], vec![1, 2]]).unwrap();
+        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for bad in [None, Some(f32::INFINITY), Some(f32::NAN)] {
+            let mut g = Matrix::from_fn(3, 20, |i, j| (i * 20 + j) as f32 * 0.5);
+            if let Some(bad) = bad {
+                g[(1, 7)] = bad;
+            }
+            for parallelism in [Parallelism::Sequential, Parallelism::Parallel] {
+                let sparse = two.install(|| sparse_transpose_matmul_rows(&x, &g, parallelism));
+                assert_eq!(sparse.finite, Some(bad.is_none()), "{bad:?} {parallelism:?}");
+                assert_eq!(sparse.all_finite(), bad.is_none());
+            }
+        }
+        // Finite sources whose sum overflows: row 2 adds three of them.
+        let big = Matrix::from_fn(3, 20, |_, _| 3e38f32);
+        let mut sparse = sparse_transpose_matmul_rows(&x, &big, Parallelism::Sequential);
+        assert!(!sparse.all_finite());
+        // Changed values are looked at again.
+        sparse.values_mut().as_mut_slice().fill(1.0);
+        assert_eq!(sparse.finite, None);
+        assert!(sparse.all_finite());
     }
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use ferrochem_autodiff::{Grad, GradientLayout, Labels, Tape};
 use ferrochem_data::{Batch, Dataset, EpochPlan, Features, LastBatch};
-use ferrochem_kernels::reduce::{sum_squares, sum_squares_by_rows};
+use ferrochem_kernels::reduce::sum_squares_by_rows;
 use ferrochem_kernels::{Matrix, Parallelism};
 use ferrochem_nn::{
     LearningRate, LossConfig, Mode, ModelInput, Multitask, Optimizer, OptimizerConfig,
@@ -662,10 +662,10 @@ fn train_step(
             "the loss {loss:.3e} is over {EXPLOSION_FACTOR:e} times the first step's {reference:.3e}"
         ))
     } else {
-        grads
-            .iter()
-            .position(|g| !sum_squares(g.stored_values(), Parallelism::Auto).is_finite())
-            .map(|idx| parameter_name(idx, n_layers))
+        // The first layer's row-sparse gradient, the largest by far, was
+        // tested row by row as it was summed; reading its rows again here
+        // cost 3 to 6 % of a two-thread epoch.
+        grads.iter().position(|g| !g.all_finite()).map(|idx| parameter_name(idx, n_layers))
     };
     if let Some(culprit) = culprit {
         let divergence =
