@@ -236,21 +236,28 @@ mod tests {
 
     #[test]
     fn finiteness_is_found_while_summing() {
-        // Row 1 of `g` reaches only row 2 of the product.
-        let x = SparseBinary::from_rows(4, [vec![0, 2], vec![2], vec![1, 2]]).unwrap();
+        // Molecule `i` has bits `i` and 64: 65 kept rows, enough for the
+        // parallel path to split them between tasks. Row `i` of `g` reaches
+        // rows `i` and 64 of the product.
+        let x = SparseBinary::from_rows(65, (0..64).map(|i| vec![i, 64])).unwrap();
         let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        for bad in [None, Some(f32::INFINITY), Some(f32::NAN)] {
-            let mut g = Matrix::from_fn(3, 20, |i, j| (i * 20 + j) as f32 * 0.5);
-            if let Some(bad) = bad {
-                g[(1, 7)] = bad;
-            }
-            for parallelism in [Parallelism::Sequential, Parallelism::Parallel] {
-                let sparse = two.install(|| sparse_transpose_matmul_rows(&x, &g, parallelism));
-                assert_eq!(sparse.finite, Some(bad.is_none()), "{bad:?} {parallelism:?}");
-                assert_eq!(sparse.all_finite(), bad.is_none());
+        for bad in [None, Some(f32::INFINITY), Some(f32::NEG_INFINITY), Some(f32::NAN)] {
+            for bad_row in [0, 40, 63] {
+                let mut g = Matrix::from_fn(64, 20, |i, j| (i * 20 + j) as f32 * 0.5);
+                if let Some(bad) = bad {
+                    g[(bad_row, 7)] = bad;
+                }
+                for parallelism in [Parallelism::Sequential, Parallelism::Parallel] {
+                    let sparse = two.install(|| sparse_transpose_matmul_rows(&x, &g, parallelism));
+                    let case = format!("{bad:?} in row {bad_row}, {parallelism:?}");
+                    assert_eq!(sparse.finite, Some(bad.is_none()), "{case}");
+                    assert_eq!(sparse.all_finite(), bad.is_none(), "{case}");
+                }
             }
         }
-        // Finite sources whose sum overflows: row 2 adds three of them.
+        // Finite sources whose sum overflows: bit 2 is in all three
+        // molecules, so row 2 of the product adds three of them.
+        let x = SparseBinary::from_rows(4, [vec![0, 2], vec![2], vec![1, 2]]).unwrap();
         let big = Matrix::from_fn(3, 20, |_, _| 3e38f32);
         let mut sparse = sparse_transpose_matmul_rows(&x, &big, Parallelism::Sequential);
         assert!(!sparse.all_finite());
