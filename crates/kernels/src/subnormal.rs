@@ -18,8 +18,8 @@
 //! belongs to one thread, so a program that wants it sets it on every thread
 //! that runs kernels, for example in rayon's
 //! `ThreadPoolBuilder::start_handler` (as [`pool_builder`] does); kernels
-//! then stay bit-identical
-//! across thread counts, as long as every thread has the same setting.
+//! then stay bit-identical across thread counts, as long as every thread
+//! has the same setting.
 //!
 //! Rust and LLVM assume the default setting when they evaluate expressions
 //! at compile time, so a constant the compiler folds keeps its subnormal
